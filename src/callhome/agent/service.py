@@ -1,0 +1,118 @@
+"""The device side: dial the managers in turn, forever, and serve NETCONF on each connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+from pathlib import Path
+
+import asyncssh
+
+from callhome.agent.datastore import Datastore
+from callhome.agent.netconf_service import NetconfService
+from callhome.config import DEFAULT_SSH_PORT, AgentConfig, load, parse_hostport
+from callhome.errors import ConfigError
+from callhome.net.keys import ensure_key, identity_of, parse_public_key
+from callhome.net.reverse_ssh import DeviceSshSettings, dial_reverse_ssh
+from callhome.proto.reconnect import ReconnectPlan
+
+log = logging.getLogger(__name__)
+
+
+def load_manager_keys(config: AgentConfig) -> list[asyncssh.SSHKey]:
+    """The manager keys this device accepts, from the config and its authorized-keys file."""
+    lines = list(config.manager_keys)
+    if config.manager_keys_file is not None:
+        path = config.path(config.manager_keys_file)
+        try:
+            lines += path.read_text().splitlines()
+        except OSError as exc:
+            raise ConfigError(f"cannot read manager_keys_file {path}: {exc.strerror}") from None
+    keys = [parse_public_key(line) for line in lines if line.strip() and not line.startswith("#")]
+    if not keys:
+        raise ConfigError("no manager key configured: this device would accept no manager")
+    return keys
+
+
+class Agent:
+    """One device: its datastore, its NETCONF service and its call-home dialer."""
+
+    def __init__(self, config: AgentConfig, *, rng: random.Random | None = None) -> None:
+        self.config = config
+        config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.host_key = ensure_key(config.path(config.host_key))
+        self.identity = identity_of(self.host_key)
+        self.datastore = Datastore(config.path(config.datastore))
+        self.netconf = NetconfService(self.datastore)
+        self.endpoints = [parse_hostport(e.address, DEFAULT_SSH_PORT) for e in config.endpoints]
+        self.settings = DeviceSshSettings(
+            host_key=self.host_key,
+            manager_keys=load_manager_keys(config),
+            handler=self.netconf,
+            auth_timeout=config.auth_timeout,
+            keepalive=config.keepalive,
+            algorithms=config.algorithms,
+            max_message_size=config.max_message_size,
+        )
+        rc = config.reconnect
+        self.plan = ReconnectPlan(
+            endpoints=len(self.endpoints),
+            start_with=rc.start_with,
+            max_attempts=rc.max_attempts,
+            initial=rc.backoff_initial,
+            cap=rc.backoff_max,
+            jitter=rc.backoff_jitter,
+            rng=rng or random.Random(),
+        )
+        self.connection: asyncssh.SSHServerConnection | None = None
+        self.connected = asyncio.Event()
+        self.connections_made = 0
+
+    async def run(self) -> None:
+        """Dial and serve until cancelled. A device never gives up."""
+        while True:
+            attempt = self.plan.next_attempt()
+            if attempt.delay:
+                await asyncio.sleep(attempt.delay)
+            host, port = self.endpoints[attempt.endpoint]
+            try:
+                conn = await asyncio.wait_for(
+                    dial_reverse_ssh(host, port, self.settings),
+                    self.config.reconnect.max_wait,
+                )
+            except (OSError, asyncssh.Error, TimeoutError) as exc:
+                log.info("call home to %s:%d failed: %s", host, port, exc or "timeout")
+                self.plan.failed()
+                continue
+            self.plan.connected(attempt.endpoint)
+            self.connection = conn
+            self.connections_made += 1
+            self.connected.set()
+            log.info("called home to %s:%d", host, port)
+            try:
+                await conn.wait_closed()
+            finally:
+                self.connected.clear()
+                self.connection = None
+                conn.abort()
+            log.info("connection to %s:%d ended; redialing", host, port)
+            self.plan.disconnected()
+
+
+async def run_agent(path: Path) -> None:
+    """Run the device configured in ``path`` until SIGINT or SIGTERM."""
+    agent = Agent(load(AgentConfig, path))
+    print(f"callhome agent {agent.identity} calling {agent.endpoints}", flush=True)
+    task = asyncio.create_task(agent.run())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    finally:
+        if agent.connection is not None:
+            agent.connection.abort()

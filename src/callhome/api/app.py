@@ -1,0 +1,219 @@
+"""The manager's HTTP API: what the CLI (and any operator tool) talks to.
+
+Every route but ``/v1/health`` needs ``Authorization: Bearer <token>``. Errors are mapped
+to HTTP in one place (``_error_response``) and always carry ``{"error": kind, "message": ...}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from lxml import etree
+from pydantic import BaseModel, Field
+
+from callhome.errors import (
+    AuthError,
+    CallHomeError,
+    ConfigError,
+    Conflict,
+    DeviceOffline,
+    NotFound,
+    ProtocolError,
+    RpcError,
+    SessionClosed,
+    UnknownDevice,
+)
+from callhome.manager.service import Manager
+from callhome.proto.netconf import messages
+from callhome.storage import Device, Event
+
+_STATUS: list[tuple[type[Exception], int]] = [
+    (AuthError, 403),
+    (UnknownDevice, 404),
+    (NotFound, 404),
+    (DeviceOffline, 409),
+    (Conflict, 409),
+    (RpcError, 422),
+    (ConfigError, 400),
+    (ProtocolError, 502),
+    (SessionClosed, 502),
+    (TimeoutError, 504),
+    (CallHomeError, 500),
+]
+
+
+def _error_response(exc: Exception) -> JSONResponse:
+    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
+    body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc) or type(exc).__name__}
+    if isinstance(exc, RpcError):
+        body["rpc_errors"] = [
+            {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(e).items()}
+            for e in exc.errors
+        ]
+        body["reply"] = exc.reply_xml
+    return JSONResponse(body, status_code=status)
+
+
+def device_json(d: Device) -> dict[str, Any]:
+    return {
+        "name": d.name,
+        "fingerprint": d.fingerprint,
+        "key_type": d.key_type,
+        "status": d.status.value,
+        "since": d.status_since,
+        "address": d.address,
+        "first_seen": d.first_seen,
+        "last_seen": d.last_seen,
+        "orientation": d.orientation,
+        "capabilities": list(d.capabilities),
+    }
+
+
+def event_json(e: Event) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "time": e.time,
+        "kind": e.kind,
+        "device": e.device,
+        "fingerprint": e.fingerprint,
+        "detail": dict(e.detail),
+    }
+
+
+class ApproveBody(BaseModel):
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class NetconfBody(BaseModel):
+    """One NETCONF operation: either a named one with its parameters, or raw ``rpc`` XML."""
+
+    operation: str = Field(
+        description="get, get-config, edit-config, lock, unlock, kill-session, or rpc"
+    )
+    source: str = "running"
+    target: str = "running"
+    filter: str | None = None
+    config: str | None = None
+    default_operation: str | None = None
+    error_option: str | None = None
+    test_option: str | None = None
+    session_id: int | None = None
+    rpc: str | None = Field(None, description="The operation element as XML, for 'rpc'.")
+
+
+def build_operation(body: NetconfBody) -> etree._Element:
+    op = body.operation
+    if op == "get":
+        return messages.op_get(body.filter)
+    if op == "get-config":
+        return messages.op_get_config(body.source, body.filter)
+    if op == "edit-config":
+        if not body.config:
+            raise ConfigError("edit-config needs 'config' (the XML content of <config>)")
+        return messages.op_edit_config(
+            body.target,
+            body.config,
+            default_operation=body.default_operation,
+            error_option=body.error_option,
+            test_option=body.test_option,
+        )
+    if op == "lock":
+        return messages.op_lock(body.target)
+    if op == "unlock":
+        return messages.op_unlock(body.target)
+    if op == "kill-session":
+        if body.session_id is None:
+            raise ConfigError("kill-session needs 'session_id'")
+        return messages.op_kill_session(body.session_id)
+    if op == "rpc":
+        if not body.rpc:
+            raise ConfigError("'rpc' needs the operation XML in 'rpc'")
+        try:
+            return messages.parse_xml(body.rpc.encode())
+        except ProtocolError as exc:
+            raise ConfigError(f"bad rpc XML: {exc}") from None
+    raise ConfigError(f"unknown operation {op!r}")
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _authorized(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The operator behind a request (named by a hash of the token), or AuthError."""
+    token: str = request.app.state.token
+    if creds is None or not secrets.compare_digest(creds.credentials.encode(), token.encode()):
+        raise AuthError("a valid bearer token is required")
+    actor: str = request.app.state.actor
+    return actor
+
+
+Actor = Annotated[str, Depends(_authorized)]
+
+
+def create_app(manager: Manager, token: str) -> FastAPI:
+    app = FastAPI(title="callhome manager", version="1")
+    app.state.token = token
+    app.state.actor = "token:" + hashlib.sha256(token.encode()).hexdigest()[:8]
+
+    @app.exception_handler(Exception)
+    async def _handle(request: Request, exc: Exception) -> JSONResponse:
+        response = _error_response(exc)
+        if isinstance(exc, AuthError):
+            response.status_code = 401
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.get("/v1/health")
+    async def health() -> dict[str, Any]:
+        return {"ok": True, "ports": manager.ports, "online": len(manager.sessions)}
+
+    @app.get("/v1/devices")
+    async def devices(who: Actor) -> list[dict[str, Any]]:
+        return [device_json(d) for d in await manager.list_devices()]
+
+    @app.get("/v1/devices/{name:path}")
+    async def device(name: str, who: Actor) -> dict[str, Any]:
+        return device_json(await manager.resolve(name))
+
+    @app.post("/v1/devices/{fingerprint:path}/approve")
+    async def approve(fingerprint: str, body: ApproveBody, who: Actor) -> dict[str, Any]:
+        return device_json(await manager.approve(fingerprint, body.name, who))
+
+    @app.post("/v1/devices/{fingerprint:path}/reject")
+    async def reject(fingerprint: str, who: Actor) -> dict[str, Any]:
+        return device_json(await manager.reject(fingerprint, who))
+
+    @app.delete("/v1/devices/{name:path}")
+    async def forget(name: str, who: Actor) -> dict[str, Any]:
+        await manager.forget(name, who)
+        return {"forgotten": name}
+
+    @app.post("/v1/devices/{name:path}/netconf")
+    async def netconf(name: str, body: NetconfBody, who: Actor) -> dict[str, Any]:
+        reply = await manager.netconf(name, build_operation(body), who)
+        return {
+            "ok": reply.ok,
+            "reply": reply.xml.decode("utf-8", "replace"),
+            "warnings": [e.describe() for e in reply.errors],
+        }
+
+    @app.get("/v1/events")
+    async def events(
+        who: Actor, device: str | None = None, after: int = 0, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        limit = max(1, min(limit, 1000))
+        return [
+            event_json(e)
+            for e in await manager.store.list_events(device=device, after_id=after, limit=limit)
+        ]
+
+    return app

@@ -1,0 +1,117 @@
+"""``callhome demo``: a manager on SQLite and a few local devices calling home to it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from callhome.cli.client import Api, ApiError, ApiTarget
+from callhome.cli.setup import init_agent, init_manager
+from callhome.config import default_client_file
+
+SAMPLE_CONFIG = """<system xmlns="urn:example:demo"><hostname>{name}</hostname>\
+<location>rack {n}</location></system>"""
+EXAMPLE_EDIT = '<system xmlns="urn:example:demo"><location>lab</location></system>'
+
+
+def _wait_for(pattern: str, proc: subprocess.Popen[str], timeout: float) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        sys.stdout.write(line)
+        if match := re.search(pattern, line):
+            return match
+    raise SystemExit("the manager did not start (see above); is port busy?")
+
+
+def run_demo(directory: Path, devices: int, port: int, api_port: int) -> int:
+    directory = directory.resolve()
+    client_file = default_client_file()
+    manager_key = init_manager(
+        directory / "manager",
+        [f"127.0.0.1:{port}", f"[::1]:{port}"],
+        f"127.0.0.1:{api_port}",
+        client_file,
+    )
+    exe = [sys.executable, "-m", "callhome.cli.main"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    manager = subprocess.Popen(
+        [*exe, "manager", "--config", str(directory / "manager" / "manager.toml")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    procs: list[subprocess.Popen[Any]] = [manager]
+    try:
+        _wait_for(r"API on (\S+)", manager, 30)
+        api = Api(ApiTarget.find())
+        for n in range(1, devices + 1):
+            name = f"demo-{n}"
+            fp = init_agent(directory / name, [f"127.0.0.1:{port}"], [manager_key])
+            try:
+                api.call("POST", f"/v1/devices/{fp}/approve", json={"name": name})
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+            log = open(directory / f"{name}.log", "a")  # noqa: SIM115 - kept for the child
+            procs.append(
+                subprocess.Popen(
+                    [*exe, "agent", "--config", str(directory / name / "agent.toml")],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            online = [d for d in api.call("GET", "/v1/devices") if d["status"] == "online"]
+            if len(online) >= devices:
+                break
+            time.sleep(0.2)
+        for n in range(1, devices + 1):
+            name = f"demo-{n}"
+            config = SAMPLE_CONFIG.format(name=name, n=n)
+            try:
+                api.call(
+                    "POST",
+                    f"/v1/devices/{name}/netconf",
+                    json={"operation": "edit-config", "config": config},
+                )
+            except ApiError as exc:
+                print(f"{name}: {exc}")
+        print(
+            f"""
+The demo is running: a manager (call home on 127.0.0.1:{port}, API on 127.0.0.1:{api_port})
+and {devices} devices that called home to it. Files are in {directory}.
+From another terminal:
+  .venv/bin/callhome devices
+  .venv/bin/callhome netconf demo-1 get-config
+  .venv/bin/callhome netconf demo-1 edit-config --config '{EXAMPLE_EDIT}'
+  .venv/bin/callhome events
+Press Ctrl-C to stop.""",
+            flush=True,
+        )
+        assert manager.stdout is not None
+        for line in manager.stdout:
+            sys.stdout.write(line)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in reversed(procs):
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return 0

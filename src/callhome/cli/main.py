@@ -1,0 +1,318 @@
+"""``callhome``: the command line. Daemons (manager, agent, demo) and thin API commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from callhome.cli.client import Api, ApiError, ApiTarget
+from callhome.errors import CallHomeError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_API = 0, 1, 2, 3
+
+
+def _ago(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    delta = max(0.0, time.time() - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if delta >= size:
+            return f"{int(delta // size)}{unit} ago"
+    return f"{int(delta)}s ago"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _read_arg(value: str) -> str:
+    """A value, or the contents of a file when written @path (- for stdin)."""
+    if value == "@-":
+        return sys.stdin.read()
+    if value.startswith("@"):
+        return Path(value[1:]).read_text()
+    return value
+
+
+def _pretty(xml: str) -> str:
+    try:
+        root = etree.fromstring(
+            xml.encode(), etree.XMLParser(remove_blank_text=True, resolve_entities=False)
+        )
+    except etree.XMLSyntaxError:
+        return xml
+    return etree.tostring(root, pretty_print=True).decode()
+
+
+# -- API commands ------------------------------------------------------------------------
+
+
+def cmd_devices(api: Api, args: argparse.Namespace) -> int:
+    devices = api.call("GET", "/v1/devices")
+    if args.json:
+        print(json.dumps(devices, indent=2))
+        return EXIT_OK
+    rows = [
+        [
+            d["name"] or "-",
+            d["fingerprint"],
+            d["status"],
+            _ago(d["since"]),
+            d["address"] or "-",
+        ]
+        for d in devices
+    ]
+    print(_table(rows, ["NAME", "FINGERPRINT", "STATUS", "SINCE", "ADDRESS"]))
+    return EXIT_OK
+
+
+def cmd_approve(api: Api, args: argparse.Namespace) -> int:
+    d = api.call("POST", f"/v1/devices/{args.fingerprint}/approve", json={"name": args.name})
+    print(f"approved {d['fingerprint']} as {d['name']}")
+    return EXIT_OK
+
+
+def cmd_reject(api: Api, args: argparse.Namespace) -> int:
+    d = api.call("POST", f"/v1/devices/{args.fingerprint}/reject")
+    print(f"rejected {d['fingerprint']}")
+    return EXIT_OK
+
+
+def cmd_forget(api: Api, args: argparse.Namespace) -> int:
+    api.call("DELETE", f"/v1/devices/{args.name}")
+    print(f"forgot {args.name}")
+    return EXIT_OK
+
+
+def cmd_events(api: Api, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"after": args.after, "limit": args.limit}
+    if args.device:
+        params["device"] = args.device
+    events = api.call("GET", "/v1/events", params=params)
+    if args.json:
+        print(json.dumps(events, indent=2))
+        return EXIT_OK
+    for e in events:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["time"]))
+        who = e["device"] or e["fingerprint"] or "-"
+        detail = " ".join(f"{k}={v}" for k, v in e["detail"].items())
+        print(f"{e['id']:>6}  {when}  {e['kind']:<18} {who}  {detail}".rstrip())
+    return EXIT_OK
+
+
+def cmd_netconf(api: Api, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"operation": args.operation}
+    for key in ("source", "target", "default_operation", "error_option", "test_option"):
+        value = getattr(args, key, None)
+        if value is not None:
+            body[key] = value
+    if getattr(args, "filter", None):
+        body["filter"] = _read_arg(args.filter)
+    if getattr(args, "config", None):
+        body["config"] = _read_arg(args.config)
+    if getattr(args, "xml", None):
+        body["rpc"] = _read_arg(args.xml)
+    if getattr(args, "session_id", None) is not None:
+        body["session_id"] = args.session_id
+    try:
+        result = api.call("POST", f"/v1/devices/{args.name}/netconf", json=body)
+    except ApiError as exc:
+        if exc.body.get("rpc_errors"):
+            for err in exc.body["rpc_errors"]:
+                text = f"{err['type']}/{err['tag']}"
+                if err.get("message"):
+                    text += f": {err['message']}"
+                if err.get("path"):
+                    text += f" (at {err['path']})"
+                for k, v in (err.get("info_items") or {}).items():
+                    text += f" [{k}={v}]"
+                print(f"rpc-error: {text}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+    for warning in result.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    print(_pretty(result["reply"]), end="")
+    return EXIT_OK
+
+
+# -- daemons and setup -------------------------------------------------------------------
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+
+
+def cmd_manager(args: argparse.Namespace) -> int:
+    from callhome.api.server import serve_manager
+    from callhome.config import ManagerConfig, load
+
+    _setup_logging(args.verbose)
+    asyncio.run(serve_manager(load(ManagerConfig, Path(args.config))))
+    return EXIT_OK
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from callhome.agent.service import run_agent
+
+    _setup_logging(args.verbose)
+    asyncio.run(run_agent(Path(args.config)))
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from callhome.cli.setup import init_agent, init_manager
+
+    directory = Path(args.dir)
+    if args.role == "manager":
+        line = init_manager(directory, args.listen or None, args.api)
+        print(f"wrote {directory / 'manager.toml'}")
+        print("give devices this manager key (agent.toml manager_keys):")
+        print(line)
+    else:
+        if not args.manager:
+            print("init agent needs --manager HOST:PORT (one or more)", file=sys.stderr)
+            return EXIT_USAGE
+        keys = list(args.manager_key or [])
+        for path in args.manager_key_file or []:
+            keys += [ln for ln in Path(path).read_text().splitlines() if ln.strip()]
+        fingerprint = init_agent(directory, args.manager, keys)
+        print(f"wrote {directory / 'agent.toml'}")
+        print("approve this device on the manager with:")
+        print(f"callhome approve {fingerprint} --name NAME")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from callhome.cli.demo import run_demo
+
+    return run_demo(Path(args.dir), args.devices, args.port, args.api_port)
+
+
+# -- parser ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="callhome", description="Manage devices that call home.")
+    p.add_argument("--api", help="manager API URL (default: from the client file)")
+    p.add_argument("--token", help="API bearer token (default: from the client file)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("manager", help="run the manager")
+    s.add_argument("--config", required=True)
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(daemon=cmd_manager)
+
+    s = sub.add_parser("agent", help="run a device that calls home")
+    s.add_argument("--config", required=True)
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(daemon=cmd_agent)
+
+    s = sub.add_parser("init", help="write config and keys for a manager or a device")
+    s.add_argument("role", choices=["manager", "agent"])
+    s.add_argument("dir")
+    s.add_argument("--listen", action="append", help="manager: call-home listen address")
+    s.add_argument("--api", dest="api", help="manager: API listen address")
+    s.add_argument("--manager", action="append", help="agent: manager HOST:PORT (repeatable)")
+    s.add_argument("--manager-key", action="append", help="agent: a manager public key line")
+    s.add_argument("--manager-key-file", action="append", help="agent: file of manager keys")
+    s.set_defaults(daemon=cmd_init)
+
+    s = sub.add_parser("demo", help="a manager and a few local devices, for a first look")
+    s.add_argument("--dir", default="demo")
+    s.add_argument("--devices", type=int, default=3)
+    s.add_argument("--port", type=int, default=14334, help="call-home port of the demo")
+    s.add_argument("--api-port", type=int, default=14380)
+    s.set_defaults(daemon=cmd_demo)
+
+    s = sub.add_parser("devices", help="list devices")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_devices)
+
+    s = sub.add_parser("approve", help="bind a device key to a name")
+    s.add_argument("fingerprint")
+    s.add_argument("--name", required=True)
+    s.set_defaults(func=cmd_approve)
+
+    s = sub.add_parser("reject", help="refuse a device key")
+    s.add_argument("fingerprint")
+    s.set_defaults(func=cmd_reject)
+
+    s = sub.add_parser("forget", help="remove a device from the registry")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_forget)
+
+    s = sub.add_parser("events", help="what happened")
+    s.add_argument("--device")
+    s.add_argument("--after", type=int, default=0)
+    s.add_argument("--limit", type=int, default=100)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_events)
+
+    s = sub.add_parser("netconf", help="run a NETCONF operation on a device")
+    s.add_argument("name")
+    ops = s.add_subparsers(dest="operation", required=True)
+    o = ops.add_parser("get")
+    o.add_argument("--filter", help="subtree filter XML, or @file")
+    o = ops.add_parser("get-config")
+    o.add_argument("--source", default="running")
+    o.add_argument("--filter", help="subtree filter XML, or @file")
+    o = ops.add_parser("edit-config")
+    o.add_argument("--target", default="running")
+    o.add_argument("--config", required=True, help="content of <config>, or @file")
+    o.add_argument("--default-operation", choices=["merge", "replace", "none"])
+    o.add_argument(
+        "--error-option", choices=["stop-on-error", "continue-on-error", "rollback-on-error"]
+    )
+    o.add_argument("--test-option", choices=["test-then-set", "set", "test-only"])
+    for name in ("lock", "unlock"):
+        o = ops.add_parser(name)
+        o.add_argument("--target", default="running")
+    o = ops.add_parser("kill-session")
+    o.add_argument("session_id", type=int)
+    o = ops.add_parser("rpc", help="any operation, given as XML")
+    o.add_argument("xml", help="the operation element (child of <rpc>), or @file")
+    s.set_defaults(func=cmd_netconf)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        daemon: Callable[[argparse.Namespace], int] | None = getattr(args, "daemon", None)
+        if daemon is not None:
+            return daemon(args)
+        api = Api(ApiTarget.find(args.api, args.token))
+        try:
+            code: int = args.func(api, args)
+            return code
+        finally:
+            api.close()
+    except ApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_API if exc.status == 0 else EXIT_FAILED
+    except CallHomeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""The manager: listeners, the device registry, live sessions and operator actions.
+
+Admission is decided synchronously from an in-memory copy of the registry (the Store stays
+the truth; the copy is loaded at start and updated on each change), so that an unknown or
+refused key is turned away during the SSH key exchange, before any credential is offered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+from lxml import etree
+
+from callhome.config import DEFAULT_SSH_PORT, ManagerConfig, parse_hostport
+from callhome.errors import Conflict, DeviceOffline, NotFound, UnknownDevice
+from callhome.identity import Identity
+from callhome.net.keys import ensure_key, load_private_key
+from callhome.net.netconf import XmlLike
+from callhome.net.reverse_ssh import ManagerSshSettings, ReverseSshListener
+from callhome.net.session import DeviceSession
+from callhome.proto.netconf import RpcReply
+from callhome.proto.netconf.messages import parse_xml
+from callhome.storage import Device, DeviceStatus, EventKind, Store
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_NOTE_INTERVAL = 30.0
+"""Seconds between two registry writes for the same unknown key (flood guard)."""
+
+
+class Manager:
+    """Everything the manager does; the API is a thin layer on top of this."""
+
+    def __init__(self, config: ManagerConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.devices: dict[str, Device] = {}
+        self.sessions: dict[str, DeviceSession] = {}
+        self.ports: list[int] = []
+        self._unknown_noted: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._listener: ReverseSshListener | None = None
+        self.changed = asyncio.Condition()
+
+    # -- life cycle ------------------------------------------------------------------------
+    async def start(self) -> list[int]:
+        cfg = self.config
+        cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        section = cfg.manager
+        credentials = {"": ensure_key(cfg.path(section.key))}
+        for name, cred in section.credentials.items():
+            credentials[name] = load_private_key(cfg.path(cred.key))
+        await self.store.open()
+        await self.store.mark_all_offline(time.time())
+        self.devices = {d.fingerprint: d for d in await self.store.list_devices()}
+        self._listener = ReverseSshListener(
+            self,
+            ManagerSshSettings(
+                username=section.username,
+                credentials=credentials,
+                keepalive=section.keepalive,
+                algorithms=section.algorithms,
+                handshake_timeout=section.handshake_timeout,
+                rpc_timeout=section.rpc_timeout,
+                max_message_size=section.max_message_size,
+                max_unauthenticated=section.max_unauthenticated,
+            ),
+        )
+        for address in section.listen:
+            host, port = parse_hostport(address, DEFAULT_SSH_PORT)
+            self.ports.append(await self._listener.listen(host, port))
+        log.info("manager listening for reverse-ssh call home on %s", self.ports)
+        return self.ports
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+        for session in list(self.sessions.values()):
+            session.close_transport()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.store.mark_all_offline(time.time())
+        await self.store.close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _event(
+        self,
+        kind: str,
+        *,
+        device: str | None = None,
+        fingerprint: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        await self.store.record_event(
+            kind, time.time(), device=device, fingerprint=fingerprint, detail=detail
+        )
+        async with self.changed:
+            self.changed.notify_all()
+
+    # -- admission (called by the orientation adapters) --------------------------------------
+    def admit(self, identity: Identity, address: str) -> str | None:
+        device = self.devices.get(identity.fingerprint)
+        if device is not None and device.approved:
+            return device.credential or ""
+        now = time.time()
+        if device is not None and device.status is DeviceStatus.REFUSED:
+            self._spawn(
+                self._event(
+                    EventKind.REFUSED,
+                    fingerprint=identity.fingerprint,
+                    detail={"address": address, "reason": "rejected by an operator"},
+                )
+            )
+            return None
+        last = self._unknown_noted.get(identity.fingerprint, 0.0)
+        if now - last >= UNKNOWN_NOTE_INTERVAL:
+            self._unknown_noted[identity.fingerprint] = now
+            if len(self._unknown_noted) > 10_000:
+                self._unknown_noted = {
+                    fp: t
+                    for fp, t in self._unknown_noted.items()
+                    if now - t < UNKNOWN_NOTE_INTERVAL
+                }
+            self._spawn(self._note_unknown(identity, address, now))
+        return None
+
+    async def _note_unknown(self, identity: Identity, address: str, now: float) -> None:
+        device = await self.store.note_unknown(
+            identity.fingerprint, identity.key_type, address, now
+        )
+        self.devices[device.fingerprint] = device
+        await self._event(
+            EventKind.UNKNOWN_DEVICE,
+            fingerprint=identity.fingerprint,
+            detail={"address": address, "key_type": identity.key_type},
+        )
+        log.info("unknown device %s from %s recorded as pending", identity, address)
+
+    def handshake_failed(self, address: str, identity: Identity | None, reason: str) -> None:
+        device = self.devices.get(identity.fingerprint) if identity else None
+        kind = EventKind.AUTH_FAILED if "auth" in reason.lower() else EventKind.PROTOCOL_ERROR
+        self._spawn(
+            self._event(
+                kind,
+                device=device.name if device else None,
+                fingerprint=identity.fingerprint if identity else None,
+                detail={"address": address, "reason": reason},
+            )
+        )
+
+    async def session_ready(self, session: DeviceSession) -> None:
+        fp = session.fingerprint
+        device = self.devices.get(fp)
+        if device is None or not device.approved or device.name is None:
+            # forgotten or rejected while the handshake ran
+            session.close_transport()
+            return
+        session.name = device.name
+        old = self.sessions.get(fp)
+        self.sessions[fp] = session
+        if old is not None:
+            old.close_transport()
+        self.devices[fp] = await self.store.mark_online(
+            fp,
+            time.time(),
+            address=session.address,
+            orientation=session.orientation.value,
+            capabilities=session.capabilities,
+        )
+        await self._event(
+            EventKind.CONNECTED,
+            device=device.name,
+            fingerprint=fp,
+            detail={
+                "address": session.address,
+                "orientation": session.orientation.value,
+                "session_id": session.netconf.session_id,
+            },
+        )
+
+    async def session_closed(self, session: DeviceSession) -> None:
+        fp = session.fingerprint
+        if self.sessions.get(fp) is not session:
+            return
+        del self.sessions[fp]
+        if fp in self.devices:
+            self.devices[fp] = await self.store.mark_offline(fp, time.time())
+        await self._event(
+            EventKind.DISCONNECTED,
+            device=session.name,
+            fingerprint=fp,
+            detail={"reason": session.close_reason, "address": session.address},
+        )
+
+    # -- operator actions (each audited) -----------------------------------------------------
+    async def approve(self, fingerprint: str, name: str, actor: str) -> Device:
+        """Bind a key to a name: a pending device, or one not seen yet (pre-approval)."""
+        now = time.time()
+        try:
+            try:
+                device = await self.store.approve(fingerprint, name, now)
+            except NotFound:
+                # known in advance, before it ever called: bound now, admitted on first call
+                device = await self.store.pre_approve(fingerprint, "", name, now)
+        except Conflict:
+            holder = await self.store.device_by_name(name)
+            await self._event(
+                EventKind.KEY_MISMATCH,
+                device=name,
+                fingerprint=fingerprint,
+                detail={"bound_to": holder.fingerprint if holder else None},
+            )
+            raise
+        self.devices[fingerprint] = device
+        await self.store.record_audit(actor, "approve", name, now, {"fingerprint": fingerprint})
+        await self._event(EventKind.APPROVED, device=name, fingerprint=fingerprint)
+        return device
+
+    async def reject(self, fingerprint: str, actor: str) -> Device:
+        now = time.time()
+        device = await self.store.reject(fingerprint, now)
+        self.devices[fingerprint] = device
+        session = self.sessions.get(fingerprint)
+        if session is not None:
+            session.close_transport()
+        await self.store.record_audit(actor, "reject", fingerprint, now)
+        await self._event(EventKind.REJECTED, device=device.name, fingerprint=fingerprint)
+        return device
+
+    async def forget(self, name: str, actor: str) -> None:
+        device = await self.store.device_by_name(name)
+        if device is None:
+            raise UnknownDevice(f"no device named {name!r}")
+        await self.store.forget(name)
+        self.devices.pop(device.fingerprint, None)
+        session = self.sessions.get(device.fingerprint)
+        if session is not None:
+            session.close_transport()
+        now = time.time()
+        await self.store.record_audit(
+            actor, "forget", name, now, {"fingerprint": device.fingerprint}
+        )
+        await self._event(EventKind.FORGOTTEN, device=name, fingerprint=device.fingerprint)
+
+    async def list_devices(self) -> list[Device]:
+        return await self.store.list_devices()
+
+    async def resolve(self, name: str) -> Device:
+        device = await self.store.device_by_name(name)
+        if device is None:
+            device = await self.store.device_by_fingerprint(name)
+        if device is None:
+            raise UnknownDevice(f"no device named {name!r}")
+        return device
+
+    async def session_for(self, name: str) -> DeviceSession:
+        device = await self.resolve(name)
+        session = self.sessions.get(device.fingerprint)
+        if session is None:
+            raise DeviceOffline(f"device {device.name or name!r} is not connected")
+        return session
+
+    async def netconf(self, name: str, operation: XmlLike, actor: str) -> RpcReply:
+        """Run one NETCONF operation on a connected device; audited. RpcError is raised."""
+        session = await self.session_for(name)
+        if isinstance(operation, etree._Element):
+            element = operation
+        else:
+            element = parse_xml(operation.encode() if isinstance(operation, str) else operation)
+        await self.store.record_audit(
+            actor,
+            "netconf",
+            session.name,
+            time.time(),
+            {"operation": etree.QName(element).localname},
+        )
+        return await session.netconf.rpc(element)

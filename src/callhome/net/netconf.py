@@ -1,0 +1,288 @@
+"""Drive the sans-IO NETCONF cores over a byte channel (an SSH channel, a TLS stream ...).
+
+``NetconfClient`` is the manager's async NETCONF client with typed methods.
+``NetconfServerDriver`` runs a device's NETCONF service for one session.
+Both take bytes through ``feed()``/``feed_eof()`` and write through a callable, so the
+orientation below them (reverse-ssh, reverse-tls, turn) does not matter to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from lxml import etree
+
+from callhome.errors import (
+    ErrorSeverity,
+    ErrorTag,
+    ErrorType,
+    RemoteProtocolError,
+    RpcError,
+    RpcErrorInfo,
+    SessionClosed,
+)
+from callhome.proto.netconf import (
+    BadRpc,
+    ClientCore,
+    HelloReceived,
+    Notification,
+    RpcReply,
+    RpcRequest,
+    ServerCore,
+    SessionEnded,
+    messages,
+)
+
+log = logging.getLogger(__name__)
+
+Write = Callable[[bytes], None]
+Close = Callable[[], None]
+XmlLike = etree._Element | str | bytes
+
+
+class NetconfClient:
+    """An async NETCONF client over one channel; every method waits for the device's reply."""
+
+    def __init__(
+        self,
+        write: Write,
+        close: Close,
+        *,
+        timeout: float = 60.0,
+        max_message_size: int = 16 * 1024 * 1024,
+        on_notification: Callable[[Notification], None] | None = None,
+    ) -> None:
+        self._core = ClientCore(max_message_size=max_message_size)
+        self._write = write
+        self._close = close
+        self._timeout = timeout
+        self._pending: dict[str, asyncio.Future[RpcReply]] = {}
+        self._hello: asyncio.Future[HelloReceived] = asyncio.get_running_loop().create_future()
+        self._closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.on_notification = on_notification
+
+    # -- feeding ---------------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        try:
+            self._core.receive_data(data)
+            self._drain()
+        except RemoteProtocolError as exc:
+            self._fail(f"protocol error: {exc}")
+            self._close()
+
+    def feed_eof(self, reason: str = "channel closed") -> None:
+        try:
+            self._core.receive_eof()
+            self._drain()
+        except RemoteProtocolError as exc:
+            reason = f"protocol error: {exc}"
+        self._fail(reason)
+
+    def _drain(self) -> None:
+        while (event := self._core.next_event()) is not None:
+            if isinstance(event, RpcReply):
+                fut = self._pending.pop(event.message_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(event)
+            elif isinstance(event, Notification):
+                if self.on_notification is not None:
+                    self.on_notification(event)
+            elif isinstance(event, HelloReceived):
+                if not self._hello.done():
+                    self._hello.set_result(event)
+            elif isinstance(event, SessionEnded):
+                self._fail(event.reason)
+
+    def _fail(self, reason: str) -> None:
+        if not self._closed.done():
+            self._closed.set_result(reason)
+        exc = SessionClosed(reason)
+        if not self._hello.done():
+            self._hello.set_exception(exc)
+            self._hello.exception()  # mark retrieved
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(exc)
+        self._pending.clear()
+
+    # -- session ---------------------------------------------------------------------------
+    async def start(self, timeout: float | None = None) -> HelloReceived:
+        """Send our hello and wait for the device's."""
+        self._write(self._core.hello())
+        return await asyncio.wait_for(asyncio.shield(self._hello), timeout or self._timeout)
+
+    @property
+    def session_id(self) -> int | None:
+        return self._core.session_id
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        return tuple(self._core.peer_capabilities)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.done()
+
+    async def wait_closed(self) -> str:
+        return await asyncio.shield(self._closed)
+
+    async def rpc_reply(self, operation: XmlLike, timeout: float | None = None) -> RpcReply:
+        """Send one RPC and return the whole reply, rpc-errors included (never raised)."""
+        if self._closed.done():
+            raise SessionClosed(self._closed.result())
+        message_id, data = self._core.rpc(operation)
+        fut: asyncio.Future[RpcReply] = asyncio.get_running_loop().create_future()
+        self._pending[message_id] = fut
+        self._write(data)
+        try:
+            return await asyncio.wait_for(fut, timeout or self._timeout)
+        finally:
+            self._pending.pop(message_id, None)
+
+    async def rpc(self, operation: XmlLike, timeout: float | None = None) -> RpcReply:
+        """Send one RPC; raise RpcError if the reply holds an rpc-error of severity error."""
+        reply = await self.rpc_reply(operation, timeout)
+        errors = [e for e in reply.errors if e.severity is ErrorSeverity.ERROR]
+        if errors:
+            raise RpcError(list(reply.errors), reply.xml.decode("utf-8", "replace"))
+        return reply
+
+    # -- typed operations ------------------------------------------------------------------
+    async def get_config(self, source: str = "running", filter: str | None = None) -> RpcReply:
+        return await self.rpc(messages.op_get_config(source, filter))
+
+    async def get(self, filter: str | None = None) -> RpcReply:
+        return await self.rpc(messages.op_get(filter))
+
+    async def edit_config(
+        self,
+        config: str,
+        target: str = "running",
+        *,
+        default_operation: str | None = None,
+        error_option: str | None = None,
+        test_option: str | None = None,
+    ) -> RpcReply:
+        return await self.rpc(
+            messages.op_edit_config(
+                target,
+                config,
+                default_operation=default_operation,
+                error_option=error_option,
+                test_option=test_option,
+            )
+        )
+
+    async def lock(self, target: str = "running") -> RpcReply:
+        return await self.rpc(messages.op_lock(target))
+
+    async def unlock(self, target: str = "running") -> RpcReply:
+        return await self.rpc(messages.op_unlock(target))
+
+    async def kill_session(self, session_id: int) -> RpcReply:
+        return await self.rpc(messages.op_kill_session(session_id))
+
+    async def close_session(self, timeout: float = 5.0) -> None:
+        """End the NETCONF session politely; the channel is closed in any case."""
+        try:
+            if not self._closed.done():
+                await self.rpc(messages.op_close_session(), timeout)
+        except (SessionClosed, RpcError, TimeoutError):
+            pass
+        finally:
+            self._close()
+
+
+class NetconfHandler(Protocol):
+    """What a device offers to a NETCONF session (implemented by the agent's service)."""
+
+    @property
+    def capabilities(self) -> list[str]: ...
+
+    def open_session(self, on_kill: Callable[[], None]) -> int: ...
+
+    def close_session(self, session_id: int) -> None: ...
+
+    def handle(self, session_id: int, operation: etree._Element) -> etree._Element | None: ...
+
+
+class NetconfServerDriver:
+    """One NETCONF server session of a device over one channel."""
+
+    def __init__(
+        self,
+        handler: NetconfHandler,
+        write: Write,
+        close: Close,
+        *,
+        max_message_size: int = 16 * 1024 * 1024,
+        peer: str = "",
+    ) -> None:
+        self._handler = handler
+        self._write = write
+        self._close = close
+        self._peer = peer
+        self.session_id = handler.open_session(on_kill=self._killed)
+        self._core = ServerCore(self.session_id, handler.capabilities, max_message_size)
+        self._open = True
+        self._write(self._core.hello())
+
+    def _killed(self) -> None:
+        log.info("session %d killed by another session", self.session_id)
+        self._end()
+
+    def _end(self) -> None:
+        if self._open:
+            self._open = False
+            self._handler.close_session(self.session_id)
+            self._close()
+
+    def feed(self, data: bytes) -> None:
+        if not self._open:
+            return
+        try:
+            self._core.receive_data(data)
+            while self._open and (event := self._core.next_event()) is not None:
+                self._dispatch(event)
+        except RemoteProtocolError as exc:
+            log.warning("session %d from %s: %s; closing", self.session_id, self._peer, exc)
+            self._end()
+
+    def feed_eof(self) -> None:
+        self._end()
+
+    def connection_lost(self) -> None:
+        self._open = False
+        self._handler.close_session(self.session_id)
+
+    def _dispatch(self, event: object) -> None:
+        if isinstance(event, RpcRequest):
+            self._serve(event)
+        elif isinstance(event, BadRpc):
+            self._write(self._core.reply_error(event.message_id, [event.error]))
+        elif isinstance(event, SessionEnded):
+            self._end()
+
+    def _serve(self, request: RpcRequest) -> None:
+        op = request.operation
+        try:
+            data = self._handler.handle(self.session_id, op)
+        except RpcError as exc:
+            self._write(self._core.reply_error(request.message_id, exc.errors, request.rpc))
+            return
+        except Exception:  # a bug in the service must not kill the session silently
+            log.exception("session %d: operation %s failed", self.session_id, op.tag)
+            error = RpcErrorInfo(
+                ErrorType.APPLICATION, ErrorTag.OPERATION_FAILED, message="internal error"
+            )
+            self._write(self._core.reply_error(request.message_id, [error], request.rpc))
+            return
+        if data is None:
+            self._write(self._core.reply_ok(request.message_id, request.rpc))
+        else:
+            self._write(self._core.reply_data(request.message_id, data, request.rpc))
+        if etree.QName(op).localname == "close-session":
+            self._end()

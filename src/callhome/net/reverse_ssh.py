@@ -1,0 +1,417 @@
+"""The reverse-ssh orientation (RFC 8071 section 3), both ends.
+
+Manager: accepts TCP on 4334, then plays SSH *client*: it checks the device's host key
+against the registry (through ``Admission.admit``) before offering any credential, then
+authenticates with the key chosen for that device, opens the ``netconf`` subsystem and
+hands a ready ``DeviceSession`` up.
+
+Device: dials the manager, then plays SSH *server*: it accepts only the manager keys it
+was given, closes the connection if the manager has not authenticated within the
+configured time (RFC 8071 S5), and serves the ``netconf`` subsystem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncssh
+
+from callhome.config import KeepaliveConfig, SshAlgorithms
+from callhome.errors import SessionClosed
+from callhome.identity import Identity
+from callhome.net.keys import identity_of
+from callhome.net.netconf import NetconfClient, NetconfHandler, NetconfServerDriver
+from callhome.net.session import Admission, DeviceSession, Orientation
+
+log = logging.getLogger(__name__)
+
+NETCONF_SUBSYSTEM = "netconf"
+
+
+def _algorithm_options(algorithms: SshAlgorithms) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    if algorithms.kex:
+        opts["kex_algs"] = algorithms.kex
+    if algorithms.ciphers:
+        opts["encryption_algs"] = algorithms.ciphers
+    return opts
+
+
+def _address(conn: asyncssh.SSHClientConnection | asyncssh.SSHServerConnection) -> str:
+    peer = conn.get_extra_info("peername")
+    if not peer:
+        return "unknown"
+    host, port = peer[0], peer[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+# --------------------------------------------------------------------------------------
+# Manager side
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ManagerSshSettings:
+    """What the manager's reverse-ssh listener needs, resolved once at start."""
+
+    username: str
+    credentials: dict[str, asyncssh.SSHKey]  # "" is the default credential
+    keepalive: KeepaliveConfig
+    algorithms: SshAlgorithms
+    handshake_timeout: float = 20.0
+    rpc_timeout: float = 60.0
+    max_message_size: int = 16 * 1024 * 1024
+    max_unauthenticated: int = 256
+
+
+class _ChannelToClient(asyncssh.SSHClientSession[bytes]):
+    """Feeds an SSH channel's bytes to a NetconfClient."""
+
+    def __init__(self) -> None:
+        self.client: NetconfClient | None = None
+        self._early: list[bytes] = []
+        self._early_end: str | None = None
+
+    def attach(self, client: NetconfClient) -> None:
+        """Start feeding ``client``, with whatever arrived before it existed."""
+        self.client = client
+        for data in self._early:
+            client.feed(data)
+        self._early.clear()
+        if self._early_end is not None:
+            client.feed_eof(self._early_end)
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if datatype is not None:
+            return
+        if self.client is not None:
+            self.client.feed(data)
+        else:
+            self._early.append(data)
+
+    def _ended(self, reason: str) -> None:
+        if self.client is not None:
+            self.client.feed_eof(reason)
+        elif self._early_end is None:
+            self._early_end = reason
+
+    def eof_received(self) -> bool:
+        self._ended("device closed the netconf channel")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._ended(f"channel lost: {exc}" if exc else "channel closed")
+
+
+class _ManagerSshClient(asyncssh.SSHClient):
+    """One accepted call-home socket, while it becomes a DeviceSession."""
+
+    def __init__(self, listener: ReverseSshListener) -> None:
+        self._listener = listener
+        self.conn: asyncssh.SSHClientConnection | None = None
+        self.address = "unknown"
+        self.identity: Identity | None = None
+        self.refused = False
+        self.key_offered = False
+        self.session: DeviceSession | None = None
+        self.authenticated = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
+        self.conn = conn
+        self.address = _address(conn)
+        listener = self._listener
+        listener.unauthenticated += 1
+        if listener.unauthenticated > listener.settings.max_unauthenticated:
+            self.refused = True
+            log.warning("too many handshakes in progress; dropping %s", self.address)
+            conn.abort()
+            return
+        self._timer = asyncio.get_running_loop().call_later(
+            listener.settings.handshake_timeout, self._handshake_timeout
+        )
+
+    def _handshake_timeout(self) -> None:
+        if self.session is None and self.conn is not None:
+            self._listener.admission.handshake_failed(
+                self.address, self.identity, "handshake timed out"
+            )
+            self.refused = True
+            self.conn.abort()
+
+    def validate_host_public_key(
+        self, host: str, addr: str, port: int, key: asyncssh.SSHKey
+    ) -> bool:
+        self.identity = identity_of(key)
+        credential = self._listener.admission.admit(self.identity, self.address)
+        if credential is None:
+            self.refused = True
+            return False
+        self._credential = self._listener.settings.credentials.get(
+            credential, self._listener.settings.credentials[""]
+        )
+        return True
+
+    def public_key_auth_requested(self) -> asyncssh.SSHKey | None:
+        if self.key_offered or self.refused:
+            return None
+        self.key_offered = True
+        return self._credential
+
+    def auth_completed(self) -> None:
+        self.authenticated = True
+        self._listener.unauthenticated -= 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if not self.authenticated:
+            self._listener.unauthenticated -= 1
+        reason = str(exc) if exc else "connection closed"
+        if self.session is not None:
+            self.session.netconf.feed_eof(reason)
+            self.session.mark_closed(reason)
+            self._listener.spawn(self._listener.admission.session_closed(self.session))
+        elif not self.refused:
+            self._listener.admission.handshake_failed(self.address, self.identity, reason)
+
+    def handshake_done(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class ReverseSshListener:
+    """The manager's reverse-ssh accept loop, turning sockets into DeviceSessions."""
+
+    def __init__(self, admission: Admission, settings: ManagerSshSettings) -> None:
+        self.admission = admission
+        self.settings = settings
+        self.unauthenticated = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._acceptors: list[asyncssh.SSHAcceptor] = []
+        self._options = asyncssh.SSHClientConnectionOptions(
+            username=settings.username,
+            known_hosts=([], [], []),  # nothing trusted up front: every key goes to admit()
+            client_keys=None,
+            agent_path=None,
+            password_auth=False,
+            kbdint_auth=False,
+            host_based_auth=False,
+            gss_host=None,
+            keepalive_interval=settings.keepalive.interval,
+            keepalive_count_max=settings.keepalive.count_max,
+            config=None,
+            **_algorithm_options(settings.algorithms),
+        )
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def listen(self, host: str, port: int) -> int:
+        """Start accepting on host:port; returns the port bound (useful with port 0)."""
+        acceptor = await asyncssh.listen_reverse(
+            host,
+            port,
+            options=self._options,
+            client_factory=lambda: _ManagerSshClient(self),
+            acceptor=self._accepted,
+            error_handler=self._failed,
+            reuse_address=True,
+        )
+        self._acceptors.append(acceptor)
+        return int(acceptor.get_port())
+
+    def _failed(self, conn: asyncssh.SSHClientConnection, exc: Exception) -> None:
+        client = conn.get_owner()
+        if isinstance(client, _ManagerSshClient) and not client.refused:
+            client.refused = True
+            self.admission.handshake_failed(client.address, client.identity, str(exc))
+
+    async def _accepted(self, conn: asyncssh.SSHClientConnection) -> None:
+        client = conn.get_owner()
+        assert isinstance(client, _ManagerSshClient) and client.identity is not None
+        settings = self.settings
+        channel_session = _ChannelToClient()
+        try:
+            chan, _ = await conn.create_session(
+                lambda: channel_session, subsystem=NETCONF_SUBSYSTEM, encoding=None
+            )
+        except (asyncssh.Error, OSError) as exc:
+            client.refused = True
+            self.admission.handshake_failed(
+                client.address, client.identity, f"netconf subsystem refused: {exc}"
+            )
+            conn.close()
+            return
+        netconf = NetconfClient(
+            chan.write,
+            chan.close,
+            timeout=settings.rpc_timeout,
+            max_message_size=settings.max_message_size,
+        )
+        channel_session.attach(netconf)
+        try:
+            await netconf.start(settings.handshake_timeout)
+        except (SessionClosed, TimeoutError) as exc:
+            client.refused = True
+            self.admission.handshake_failed(
+                client.address, client.identity, f"no NETCONF hello: {exc or 'timeout'}"
+            )
+            conn.close()
+            return
+        session = DeviceSession(
+            identity=client.identity,
+            orientation=Orientation.REVERSE_SSH,
+            address=client.address,
+            netconf=netconf,
+            close_transport=conn.close,
+        )
+        client.session = session
+        client.handshake_done()
+        await self.admission.session_ready(session)
+
+    async def close(self) -> None:
+        for acceptor in self._acceptors:
+            acceptor.close()
+        for acceptor in self._acceptors:
+            await acceptor.wait_closed()
+        self._acceptors.clear()
+        for task in list(self._tasks):
+            task.cancel()
+
+
+# --------------------------------------------------------------------------------------
+# Device side
+# --------------------------------------------------------------------------------------
+
+
+class _ServerChannel(asyncssh.SSHServerSession[bytes]):
+    """An SSH session channel on the device; serves the netconf subsystem only."""
+
+    def __init__(self, handler: NetconfHandler, max_message_size: int, peer: str) -> None:
+        self._handler = handler
+        self._max = max_message_size
+        self._peer = peer
+        self._chan: asyncssh.SSHServerChannel[bytes] | None = None
+        self._driver: NetconfServerDriver | None = None
+
+    def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
+        self._chan = chan
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        return subsystem == NETCONF_SUBSYSTEM
+
+    def shell_requested(self) -> bool:
+        return False
+
+    def exec_requested(self, command: str) -> bool:
+        return False
+
+    def session_started(self) -> None:
+        chan = self._chan
+        assert chan is not None
+        self._driver = NetconfServerDriver(
+            self._handler, chan.write, chan.close, max_message_size=self._max, peer=self._peer
+        )
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if self._driver is not None and datatype is None:
+            self._driver.feed(data)
+
+    def eof_received(self) -> bool:
+        if self._driver is not None:
+            self._driver.feed_eof()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._driver is not None:
+            self._driver.connection_lost()
+
+
+class _DeviceSshServer(asyncssh.SSHServer):
+    def __init__(self, device: DeviceSshSettings) -> None:
+        self._device = device
+        self._peer = "unknown"
+        self.manager_identity: Identity | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._peer = _address(conn)
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        identity = identity_of(key)
+        if identity.fingerprint in self._device.manager_fingerprints:
+            self.manager_identity = identity
+            return True
+        log.warning("manager at %s offered an unknown key %s", self._peer, identity)
+        return False
+
+    def session_requested(self) -> asyncssh.SSHServerSession[bytes]:
+        return _ServerChannel(self._device.handler, self._device.max_message_size, self._peer)
+
+
+@dataclass
+class DeviceSshSettings:
+    """What a device needs to serve a reverse-ssh call-home connection."""
+
+    host_key: asyncssh.SSHKey
+    manager_keys: list[asyncssh.SSHKey]
+    handler: NetconfHandler
+    auth_timeout: float
+    keepalive: KeepaliveConfig
+    algorithms: SshAlgorithms
+    max_message_size: int = 16 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        self.manager_fingerprints = {identity_of(k).fingerprint for k in self.manager_keys}
+        self.options = asyncssh.SSHServerConnectionOptions(
+            server_host_keys=[self.host_key],
+            authorized_client_keys=None,
+            login_timeout=self.auth_timeout,
+            keepalive_interval=self.keepalive.interval,
+            keepalive_count_max=self.keepalive.count_max,
+            allow_pty=False,
+            line_editor=False,
+            encoding=None,
+            agent_forwarding=False,
+            x11_forwarding=False,
+            gss_host=None,
+            config=None,
+            server_factory=lambda: _DeviceSshServer(self),
+            **_algorithm_options(self.algorithms),
+        )
+
+
+async def dial_reverse_ssh(
+    host: str, port: int, settings: DeviceSshSettings
+) -> asyncssh.SSHServerConnection:
+    """Open a call-home connection to a manager and serve it; returns once authenticated."""
+    return await asyncssh.connect_reverse(host, port, options=settings.options)
+
+
+def manager_keys_from(lines: Iterable[str]) -> list[asyncssh.SSHKey]:
+    """Parse public keys, one per line, skipping blanks and comments."""
+    keys = []
+    for line in lines:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keys.append(asyncssh.import_public_key(line))
+    return keys
+
+
+Callback = Callable[[], None]

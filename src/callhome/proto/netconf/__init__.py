@@ -1,0 +1,127 @@
+"""Sans-IO NETCONF (RFC 6241, RFC 6242 framing, RFC 5277 notifications).
+
+:class:`ClientCore` (manager) and :class:`ServerCore` (device) turn bytes into events and
+operations into bytes; :class:`Framer` does the message framing on its own; the ``op_*``
+builders make operation elements without hand-written XML.
+"""
+
+from callhome.proto.netconf import messages, operations, xmltools
+from callhome.proto.netconf.events import (
+    BadRpc,
+    Event,
+    HelloReceived,
+    Notification,
+    RpcReply,
+    RpcRequest,
+    SessionEnded,
+)
+from callhome.proto.netconf.framing import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    EOM_DELIMITER,
+    MAX_CHUNK_SIZE,
+    Framer,
+)
+from callhome.proto.netconf.messages import (
+    WELL_KNOWN_INFO,
+    build_hello,
+    parse_hello,
+    rpc_error_from_xml,
+    rpc_error_to_xml,
+)
+from callhome.proto.netconf.operations import (
+    XmlInput,
+    op_cancel_commit,
+    op_close_session,
+    op_commit,
+    op_copy_config,
+    op_create_subscription,
+    op_delete_config,
+    op_discard_changes,
+    op_edit_config,
+    op_get,
+    op_get_config,
+    op_kill_session,
+    op_lock,
+    op_unlock,
+    op_validate,
+)
+from callhome.proto.netconf.session import ClientCore, ServerCore
+from callhome.proto.netconf.states import (
+    CLIENT_TRANSITIONS,
+    SERVER_TRANSITIONS,
+    Input,
+    SessionState,
+)
+from callhome.proto.netconf.xmltools import (
+    BASE_CAPABILITIES,
+    CAP_BASE_10,
+    CAP_BASE_11,
+    NS_BASE,
+    NS_NOTIF,
+    NS_XML,
+    add_child,
+    make_element,
+    parse_fragment,
+    parse_xml,
+    qname,
+    serialize,
+    serialize_content,
+    xml_parser,
+)
+
+__all__ = [
+    "BASE_CAPABILITIES",
+    "CAP_BASE_10",
+    "CAP_BASE_11",
+    "CLIENT_TRANSITIONS",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "EOM_DELIMITER",
+    "MAX_CHUNK_SIZE",
+    "NS_BASE",
+    "NS_NOTIF",
+    "NS_XML",
+    "SERVER_TRANSITIONS",
+    "WELL_KNOWN_INFO",
+    "BadRpc",
+    "ClientCore",
+    "Event",
+    "Framer",
+    "HelloReceived",
+    "Input",
+    "Notification",
+    "RpcReply",
+    "RpcRequest",
+    "ServerCore",
+    "SessionEnded",
+    "SessionState",
+    "XmlInput",
+    "add_child",
+    "build_hello",
+    "make_element",
+    "messages",
+    "op_cancel_commit",
+    "op_close_session",
+    "op_commit",
+    "op_copy_config",
+    "op_create_subscription",
+    "op_delete_config",
+    "op_discard_changes",
+    "op_edit_config",
+    "op_get",
+    "op_get_config",
+    "op_kill_session",
+    "op_lock",
+    "op_unlock",
+    "op_validate",
+    "operations",
+    "parse_fragment",
+    "parse_hello",
+    "parse_xml",
+    "qname",
+    "rpc_error_from_xml",
+    "rpc_error_to_xml",
+    "serialize",
+    "serialize_content",
+    "xml_parser",
+    "xmltools",
+]

@@ -1,0 +1,225 @@
+"""The reverse-ssh adapter with real asyncssh on 127.0.0.1, both ends in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import asyncssh
+import pytest
+from lxml import etree
+
+from callhome.config import KeepaliveConfig, SshAlgorithms
+from callhome.errors import SessionClosed
+from callhome.identity import Identity
+from callhome.net.keys import identity_of
+from callhome.net.reverse_ssh import (
+    DeviceSshSettings,
+    ManagerSshSettings,
+    ReverseSshListener,
+    dial_reverse_ssh,
+)
+from callhome.net.session import DeviceSession
+
+NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
+CAPS = ["urn:ietf:params:netconf:base:1.0", "urn:ietf:params:netconf:base:1.1"]
+
+
+class Recorder:
+    """An Admission that admits a fixed set of keys and records what happens."""
+
+    def __init__(self, allowed: set[str]) -> None:
+        self.allowed = allowed
+        self.refused: list[Identity] = []
+        self.failures: list[str] = []
+        self.ready: asyncio.Queue[DeviceSession] = asyncio.Queue()
+        self.closed: asyncio.Queue[DeviceSession] = asyncio.Queue()
+
+    def admit(self, identity: Identity, address: str) -> str | None:
+        if identity.fingerprint in self.allowed:
+            return ""
+        self.refused.append(identity)
+        return None
+
+    def handshake_failed(self, address: str, identity: Identity | None, reason: str) -> None:
+        self.failures.append(reason)
+
+    async def session_ready(self, session: DeviceSession) -> None:
+        await self.ready.put(session)
+
+    async def session_closed(self, session: DeviceSession) -> None:
+        await self.closed.put(session)
+
+
+class EchoHandler:
+    """A NETCONF service that answers get-config with a fixed tree."""
+
+    capabilities = CAPS
+
+    def __init__(self) -> None:
+        self.next_id = 0
+
+    def open_session(self, on_kill: Callable[[], None]) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def close_session(self, session_id: int) -> None:
+        pass
+
+    def handle(self, session_id: int, operation: etree._Element) -> etree._Element | None:
+        if etree.QName(operation).localname == "get-config":
+            data = etree.Element(f"{{{NS}}}data")
+            etree.SubElement(data, "{urn:x}leaf").text = "v"
+            return data
+        return None
+
+
+KEEP = KeepaliveConfig(interval=5, count_max=3)
+ALGS = SshAlgorithms()
+
+
+@pytest.fixture
+async def manager() -> AsyncIterator[tuple[ReverseSshListener, Recorder, int, asyncssh.SSHKey]]:
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    recorder = Recorder(set())
+    listener = ReverseSshListener(
+        recorder,
+        ManagerSshSettings(
+            username="mgr",
+            credentials={"": key},
+            keepalive=KEEP,
+            algorithms=ALGS,
+            handshake_timeout=3,
+            rpc_timeout=2,
+        ),
+    )
+    port = await listener.listen("127.0.0.1", 0)
+    yield listener, recorder, port, key
+    await listener.close()
+
+
+def device(manager_key: asyncssh.SSHKey, handler: object | None = None) -> DeviceSshSettings:
+    return DeviceSshSettings(
+        host_key=asyncssh.generate_private_key("ssh-ed25519"),
+        manager_keys=[manager_key],
+        handler=handler or EchoHandler(),  # type: ignore[arg-type]
+        auth_timeout=5,
+        keepalive=KEEP,
+        algorithms=ALGS,
+    )
+
+
+async def test_known_device_becomes_a_session_and_answers(manager):
+    _listener, recorder, port, key = manager
+    dev = device(key)
+    recorder.allowed.add(identity_of(dev.host_key).fingerprint)
+    conn = await dial_reverse_ssh("127.0.0.1", port, dev)
+    session = await asyncio.wait_for(recorder.ready.get(), 10)
+    assert session.fingerprint == identity_of(dev.host_key).fingerprint
+    assert "urn:ietf:params:netconf:base:1.1" in session.capabilities
+    reply = await session.netconf.get_config()
+    assert reply.data is not None and reply.data[0].text == "v"
+    conn.close()
+    closed = await asyncio.wait_for(recorder.closed.get(), 10)
+    assert closed is session
+    with pytest.raises(SessionClosed):
+        await session.netconf.get_config()
+
+
+async def test_unknown_device_is_refused_before_authentication(manager):
+    _listener, recorder, port, key = manager
+    dev = device(key)
+    with pytest.raises((asyncssh.Error, OSError)):
+        await asyncio.wait_for(dial_reverse_ssh("127.0.0.1", port, dev), 10)
+    assert [i.fingerprint for i in recorder.refused] == [identity_of(dev.host_key).fingerprint]
+    assert recorder.ready.empty()
+
+
+async def test_device_refuses_a_manager_with_another_key(manager):
+    _listener, recorder, port, _ = manager
+    dev = device(asyncssh.generate_private_key("ssh-ed25519"))
+    recorder.allowed.add(identity_of(dev.host_key).fingerprint)
+    with pytest.raises((asyncssh.Error, OSError)):
+        await asyncio.wait_for(dial_reverse_ssh("127.0.0.1", port, dev), 10)
+    assert recorder.ready.empty()
+
+
+class GarbageHandler(EchoHandler):
+    """A broken device: its NETCONF service writes junk instead of a hello."""
+
+
+async def _serve_raw(port: int, manager_key: asyncssh.SSHKey, payload: bytes, allowed: set[str]):
+    """A device whose netconf subsystem sends ``payload`` and then waits."""
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    allowed.add(identity_of(host_key).fingerprint)
+
+    class Raw(asyncssh.SSHServerSession):
+        def connection_made(self, chan):
+            self.chan = chan
+
+        def subsystem_requested(self, subsystem):
+            return True
+
+        def session_started(self):
+            self.chan.write(payload)
+
+    class Server(asyncssh.SSHServer):
+        def begin_auth(self, username):
+            return True
+
+        def public_key_auth_supported(self):
+            return True
+
+        def validate_public_key(self, username, key):
+            return True
+
+        def session_requested(self):
+            return Raw()
+
+    return await asyncssh.connect_reverse(
+        "127.0.0.1",
+        port,
+        server_host_keys=[host_key],
+        server_factory=Server,
+        encoding=None,
+        config=None,
+    )
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x00\xff garbage that is no XML ]]>]]>",
+        b"<hello xmlns='urn:ietf:params:xml:ns:netconf:base:1.0'><capabilities>",
+        b"<notnetconf/>]]>]]>",
+    ],
+)
+async def test_broken_device_is_dropped_and_others_are_served(manager, payload):
+    _listener, recorder, port, key = manager
+    bad = await _serve_raw(port, key, payload, recorder.allowed)
+    good = device(key)
+    recorder.allowed.add(identity_of(good.host_key).fingerprint)
+    good_conn = await dial_reverse_ssh("127.0.0.1", port, good)
+    session = await asyncio.wait_for(recorder.ready.get(), 10)
+    assert session.fingerprint == identity_of(good.host_key).fingerprint
+    # the broken one gives a handshake failure (bad hello now, or the handshake timeout)
+    await asyncio.wait_for(bad.wait_closed(), 10)
+    assert recorder.failures
+    assert recorder.ready.empty()
+    reply = await session.netconf.get_config()
+    assert reply.ok and reply.data is not None
+    good_conn.close()
+
+
+async def test_garbage_on_the_port_is_a_handshake_failure(manager):
+    _listener, recorder, port, _key = manager
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.0\r\n\r\n" + bytes(range(256)) * 8)
+    await writer.drain()
+    await asyncio.wait_for(reader.read(), 10)  # the manager hangs up
+    writer.close()
+    for _ in range(100):
+        if recorder.failures:
+            break
+        await asyncio.sleep(0.05)
+    assert recorder.failures
