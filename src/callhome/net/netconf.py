@@ -71,7 +71,6 @@ class NetconfClient:
             self._drain()
         except RemoteProtocolError as exc:
             self._fail(f"protocol error: {exc}")
-            self._close()
 
     def feed_eof(self, reason: str = "channel closed") -> None:
         try:
@@ -97,8 +96,10 @@ class NetconfClient:
                 self._fail(event.reason)
 
     def _fail(self, reason: str) -> None:
+        """The session is over: fail what waits, and close the channel below."""
         if not self._closed.done():
             self._closed.set_result(reason)
+            self._close()
         exc = SessionClosed(reason)
         if not self._hello.done():
             self._hello.set_exception(exc)
@@ -109,10 +110,18 @@ class NetconfClient:
         self._pending.clear()
 
     # -- session ---------------------------------------------------------------------------
+    def send_hello(self) -> None:
+        """Send our hello; do this before feeding the device's bytes."""
+        self._write(self._core.hello())
+
+    async def wait_hello(self, timeout: float | None = None) -> HelloReceived:
+        """Wait for the device's hello."""
+        return await asyncio.wait_for(asyncio.shield(self._hello), timeout or self._timeout)
+
     async def start(self, timeout: float | None = None) -> HelloReceived:
         """Send our hello and wait for the device's."""
-        self._write(self._core.hello())
-        return await asyncio.wait_for(asyncio.shield(self._hello), timeout or self._timeout)
+        self.send_hello()
+        return await self.wait_hello(timeout)
 
     @property
     def session_id(self) -> int | None:
@@ -126,6 +135,11 @@ class NetconfClient:
     def closed(self) -> bool:
         return self._closed.done()
 
+    @property
+    def close_reason(self) -> str | None:
+        """Why the session ended, or None while it is up."""
+        return self._closed.result() if self._closed.done() else None
+
     async def wait_closed(self) -> str:
         return await asyncio.shield(self._closed)
 
@@ -137,8 +151,14 @@ class NetconfClient:
         fut: asyncio.Future[RpcReply] = asyncio.get_running_loop().create_future()
         self._pending[message_id] = fut
         self._write(data)
+        limit = timeout or self._timeout
         try:
-            return await asyncio.wait_for(fut, timeout or self._timeout)
+            return await asyncio.wait_for(fut, limit)
+        except TimeoutError:
+            # A device that stalls mid-reply leaves the stream in an unknown state (and a
+            # late reply would carry a message-id nobody waits for): end the session.
+            self._fail(f"no reply to message {message_id} within {limit:g}s")
+            raise
         finally:
             self._pending.pop(message_id, None)
 

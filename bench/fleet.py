@@ -1,0 +1,353 @@
+"""A fleet of simulated call-home devices in one process.
+
+Every device is the product's own device side: a ``DeviceSshSettings`` with a host key of its
+own (Ed25519, generated once in memory when the fleet starts) and ``dial_reverse_ssh``. All
+devices share one ``NetconfService`` over one in-memory ``Datastore`` holding a small sample
+configuration (see ``SAMPLE_CONFIG``), so that memory stays that of the connections.
+
+The fleet has two kinds of device:
+
+``product``
+    ``DeviceSshSettings`` + ``dial_reverse_ssh`` (SSH server, public-key auth of the manager,
+    the ``netconf`` subsystem served by ``NetconfService``).
+``baseline``
+    a bare ``asyncssh.connect_reverse``: the same host key type, the same key exchange and
+    cipher lists (``callhome.config.SshAlgorithms`` defaults), public-key auth of the manager
+    through ``authorized_client_keys``; no channel is served.
+
+Two ways to run it:
+
+Controlled (``--control``), as ``bench_callhome.py`` does: the fleet reads one JSON command a
+line on stdin and answers one JSON object a line on stdout. On start it prints
+``{"event": "ready", "fingerprints": [...]}``; then:
+
+- ``{"cmd": "dial", "host": H, "port": P, "first": i, "count": n}`` dials devices i..i+n-1
+  and answers ``{"event": "dialed", "ok": .., "failed": .., "wall_s": .., "cpu_s": ..}``;
+- ``{"cmd": "stats"}`` answers ``{"event": "stats", "cpu_s": .., "rss_kb": .., "open": ..}``;
+- ``{"cmd": "stop"}`` closes every connection and exits (so does the end of stdin).
+
+Standalone, against a manager already running::
+
+    python bench/fleet.py --connect 127.0.0.1:4334 --manager-key-file state/manager_key.pub \\
+        --devices 200 --fingerprints-out fleet.fps --hold 60
+
+writes the devices' fingerprints (one a line, to approve them), dials, holds the connections
+for ``--hold`` seconds (or until Ctrl-C) and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+from lxml import etree
+
+from callhome.agent.datastore import NETCONF_BASE_NS, Datastore
+from callhome.agent.netconf_service import NetconfService
+from callhome.config import (
+    DEFAULT_SSH_PORT,
+    AgentConfig,
+    Endpoint,
+    SshAlgorithms,
+    parse_hostport,
+)
+from callhome.net.keys import identity_of
+from callhome.net.reverse_ssh import DeviceSshSettings, dial_reverse_ssh, manager_keys_from
+
+KEY_TYPE = "ssh-ed25519"
+
+SAMPLE_CONFIG = (
+    f'<config xmlns="{NETCONF_BASE_NS}">'
+    '<system xmlns="urn:example:system"><hostname>device</hostname>'
+    "<ntp><server>192.0.2.1</server><server>192.0.2.2</server></ntp></system>"
+    '<interfaces xmlns="urn:example:interfaces">'
+    + "".join(
+        f"<interface><name>eth{i}</name><description>port {i}</description>"
+        f"<enabled>true</enabled><mtu>1500</mtu></interface>"
+        for i in range(8)
+    )
+    + "</interfaces></config>"
+)
+"""What every simulated device's running datastore holds (a get-config reply of ~1 KB)."""
+
+def vm_rss_kb() -> int:
+    """Resident set size of this process, in KiB, from /proc/self/status."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def raise_nofile_limit() -> tuple[int, int]:
+    """Raise the soft open-file limit to the hard limit; returns (old soft, new soft)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return soft, resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class Fleet:
+    """N simulated devices: their keys, their SSH settings and their open connections."""
+
+    def __init__(self, count: int, mode: str, manager_keys: list[asyncssh.SSHKey]) -> None:
+        if mode not in ("product", "baseline"):
+            raise ValueError(f"unknown fleet mode {mode!r}")
+        self.mode = mode
+        self.host_keys = [asyncssh.generate_private_key(KEY_TYPE) for _ in range(count)]
+        self.fingerprints = [identity_of(key).fingerprint for key in self.host_keys]
+        self.connections: dict[int, asyncssh.SSHServerConnection] = {}
+        algorithms = SshAlgorithms()
+        defaults = AgentConfig(endpoints=[Endpoint(address="127.0.0.1")])
+        if mode == "product":
+            datastore = Datastore(None)
+            datastore.edit_config("running", etree.fromstring(SAMPLE_CONFIG))
+            self.service = NetconfService(datastore)
+            self._settings = [
+                DeviceSshSettings(
+                    host_key=key,
+                    manager_keys=manager_keys,
+                    handler=self.service,
+                    auth_timeout=defaults.auth_timeout,
+                    keepalive=defaults.keepalive,
+                    algorithms=algorithms,
+                    max_message_size=defaults.max_message_size,
+                )
+                for key in self.host_keys
+            ]
+            self._dial: Callable[[str, int, int], Awaitable[asyncssh.SSHServerConnection]] = (
+                self._dial_product
+            )
+        else:
+            authorized = asyncssh.import_authorized_keys(
+                "".join(key.export_public_key().decode() for key in manager_keys)
+            )
+            self._options = [
+                asyncssh.SSHServerConnectionOptions(
+                    server_host_keys=[key],
+                    authorized_client_keys=authorized,
+                    kex_algs=algorithms.kex,
+                    encryption_algs=algorithms.ciphers,
+                    gss_host=None,
+                    config=None,
+                )
+                for key in self.host_keys
+            ]
+            self._dial = self._dial_baseline
+
+    async def _dial_product(self, host: str, port: int, index: int) -> asyncssh.SSHServerConnection:
+        return await dial_reverse_ssh(host, port, self._settings[index])
+
+    async def _dial_baseline(
+        self, host: str, port: int, index: int
+    ) -> asyncssh.SSHServerConnection:
+        return await asyncssh.connect_reverse(host, port, options=self._options[index])
+
+    async def dial(
+        self,
+        host: str,
+        port: int,
+        indexes: range,
+        *,
+        concurrency: int,
+        attempts: int,
+        attempt_timeout: float,
+        deadline: float,
+    ) -> tuple[int, list[str]]:
+        """Dial the devices in ``indexes``, at most ``concurrency`` handshakes at once.
+
+        Each device tries at most ``attempts`` times, each attempt bounded by
+        ``attempt_timeout``, and nothing starts after ``deadline`` (a monotonic time).
+        Returns how many connected and the errors of those that did not.
+        """
+        gate = asyncio.Semaphore(concurrency)
+        errors: list[str] = []
+
+        async def one(index: int) -> bool:
+            last = "not tried: deadline passed"
+            for _ in range(attempts):
+                if time.monotonic() >= deadline:
+                    break
+                async with gate:
+                    try:
+                        conn = await asyncio.wait_for(
+                            self._dial(host, port, index), attempt_timeout
+                        )
+                    except (OSError, asyncssh.Error, TimeoutError) as exc:
+                        last = f"{type(exc).__name__}: {exc}"
+                        continue
+                self.connections[index] = conn
+                return True
+            errors.append(f"device {index}: {last}")
+            return False
+
+        results = await asyncio.gather(*(one(i) for i in indexes))
+        return sum(results), errors
+
+    async def close(self, timeout: float = 10.0) -> None:
+        conns = list(self.connections.values())
+        self.connections.clear()
+        for conn in conns:
+            conn.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(c.wait_closed() for c in conns), return_exceptions=True),
+                timeout,
+            )
+
+
+# --------------------------------------------------------------------------------------
+# Controlled mode: JSON lines on stdin/stdout
+# --------------------------------------------------------------------------------------
+
+
+def _emit(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+async def _stdin_lines() -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 24)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+async def run_controlled(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    manager_keys = manager_keys_from([args.manager_key])
+    fleet = Fleet(args.devices, args.mode, manager_keys)
+    _emit(
+        {
+            "event": "ready",
+            "fingerprints": fleet.fingerprints,
+            "key_type": KEY_TYPE,
+            "setup_s": time.perf_counter() - started,
+            "rss_kb": vm_rss_kb(),
+        }
+    )
+    reader = await _stdin_lines()
+    try:
+        while line := await reader.readline():
+            command = json.loads(line)
+            cmd = command.get("cmd")
+            if cmd == "dial":
+                cpu0, t0 = time.process_time(), time.perf_counter()
+                first, count = int(command["first"]), int(command["count"])
+                ok, errors = await fleet.dial(
+                    command["host"],
+                    int(command["port"]),
+                    range(first, first + count),
+                    concurrency=int(command.get("concurrency", args.concurrency)),
+                    attempts=int(command.get("attempts", 3)),
+                    attempt_timeout=float(command.get("attempt_timeout", 30.0)),
+                    deadline=time.monotonic() + float(command.get("timeout", 300.0)),
+                )
+                _emit(
+                    {
+                        "event": "dialed",
+                        "ok": ok,
+                        "failed": len(errors),
+                        "errors": errors[:10],
+                        "wall_s": time.perf_counter() - t0,
+                        "cpu_s": time.process_time() - cpu0,
+                    }
+                )
+            elif cmd == "stats":
+                _emit(
+                    {
+                        "event": "stats",
+                        "cpu_s": time.process_time(),
+                        "rss_kb": vm_rss_kb(),
+                        "open": sum(1 for c in fleet.connections.values() if not c.is_closed()),
+                    }
+                )
+            elif cmd == "stop":
+                break
+            else:
+                _emit({"event": "error", "message": f"unknown command {cmd!r}"})
+    finally:
+        await fleet.close()
+    _emit({"event": "stopped"})
+
+
+# --------------------------------------------------------------------------------------
+# Standalone mode
+# --------------------------------------------------------------------------------------
+
+
+async def run_standalone(args: argparse.Namespace) -> None:
+    host, port = parse_hostport(args.connect, DEFAULT_SSH_PORT)
+    manager_keys = manager_keys_from(Path(args.manager_key_file).read_text().splitlines())
+    fleet = Fleet(args.devices, args.mode, manager_keys)
+    if args.fingerprints_out:
+        Path(args.fingerprints_out).write_text("\n".join(fleet.fingerprints) + "\n")
+        print(f"{len(fleet.fingerprints)} fingerprints written to {args.fingerprints_out}")
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    ok, errors = await fleet.dial(
+        host,
+        port,
+        range(args.devices),
+        concurrency=args.concurrency,
+        attempts=3,
+        attempt_timeout=30.0,
+        deadline=time.monotonic() + 300.0,
+    )
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    print(
+        f"{ok}/{args.devices} devices connected in {wall:.2f} s "
+        f"({ok / wall if wall else 0:.0f}/s), fleet CPU {cpu * 1e6 / max(ok, 1):.0f} us/device"
+    )
+    for error in errors[:10]:
+        print("  " + error)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), args.hold)
+    still = sum(1 for c in fleet.connections.values() if not c.is_closed())
+    print(f"{still} connections still open after holding; closing")
+    await fleet.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=100, help="devices in the fleet")
+    parser.add_argument("--mode", choices=("product", "baseline"), default="product")
+    parser.add_argument("--concurrency", type=int, default=64, help="handshakes in flight")
+    parser.add_argument("--control", action="store_true", help="JSON lines on stdin/stdout")
+    parser.add_argument("--manager-key", help="manager public key, one line (--control)")
+    parser.add_argument("--connect", help="standalone: manager host:port to dial")
+    parser.add_argument("--manager-key-file", help="standalone: manager public key file")
+    parser.add_argument("--fingerprints-out", help="standalone: write fingerprints here")
+    parser.add_argument("--hold", type=float, default=30.0, help="standalone: seconds to hold")
+    args = parser.parse_args(argv)
+    raise_nofile_limit()
+    if args.control:
+        if not args.manager_key:
+            parser.error("--control needs --manager-key")
+        asyncio.run(run_controlled(args))
+    elif args.connect and args.manager_key_file:
+        asyncio.run(run_standalone(args))
+    else:
+        parser.error("give --control, or --connect with --manager-key-file")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

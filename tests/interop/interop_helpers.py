@@ -1,0 +1,73 @@
+"""Helpers of the interop tests: finding peers, manager key pairs, fingerprints."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from callhome.cli.setup import init_manager
+
+SSHD = "/usr/sbin/sshd"
+NETCONFD = "/usr/sbin/netconfd"
+NETCONF_SUBSYSTEM = "/usr/sbin/netconf-subsystem"
+
+
+def require(*programs: str) -> dict[str, str]:
+    """The full path of each program, or skip the test naming what is missing."""
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    for program in programs:
+        path = shutil.which(program) or (
+            program if os.path.isabs(program) and os.access(program, os.X_OK) else None
+        )
+        if path is None:
+            missing.append(program)
+        else:
+            found[program] = path
+    if missing:
+        pytest.skip(f"interop peer not installed: {', '.join(missing)}")
+    return found
+
+
+def require_sshd_runtime() -> None:
+    """sshd refuses to start without its privilege separation folder."""
+    privsep = Path("/run/sshd")
+    if privsep.is_dir():
+        return
+    try:
+        privsep.mkdir(mode=0o755, parents=True)
+    except OSError as exc:
+        pytest.skip(f"sshd needs {privsep} and it cannot be created: {exc.strerror}")
+
+
+def ssh_fingerprint(public_key_file: Path) -> str:
+    """The SHA256 fingerprint ``ssh-keygen -lf`` prints for a public key file."""
+    out = subprocess.run(
+        ["ssh-keygen", "-lf", str(public_key_file)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
+    fingerprint = out.split()[1]
+    assert fingerprint.startswith("SHA256:"), out
+    return fingerprint
+
+
+@dataclass
+class KeyPair:
+    """A manager's SSH key pair on disk."""
+
+    private: Path
+    public_line: str
+
+
+def make_manager_key(directory: Path) -> KeyPair:
+    """A fresh manager key pair, written the way ``callhome init manager`` writes it."""
+    line = init_manager(directory, ["127.0.0.1:0"], "127.0.0.1:0")
+    return KeyPair(directory / "manager_key", line)
