@@ -81,6 +81,7 @@ SAMPLE_CONFIG = (
 )
 """What every simulated device's running datastore holds (a get-config reply of ~1 KB)."""
 
+
 def vm_rss_kb() -> int:
     """Resident set size of this process, in KiB, from /proc/self/status."""
     with open("/proc/self/status") as status:

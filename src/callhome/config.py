@@ -193,6 +193,12 @@ class AgentConfig(_Model):
     algorithms: SshAlgorithms = Field(default_factory=SshAlgorithms)
     max_message_size: int = Field(16 * 1024 * 1024, ge=4096)
     datastore: Path = Field(Path("running.xml"), description="The running datastore file.")
+    list_keys: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Lists of the schemaless datastore and their key leaves, by element name "
+        "('{namespace}name' or 'name'); an empty list marks a single-instance container. "
+        "Undeclared elements whose first child is a leaf are keyed by that leaf.",
+    )
 
     @field_validator("endpoints")
     @classmethod

@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from interop_helpers import KeyPair, make_manager_key
 
 from harness import AgentProc
-from interop_helpers import KeyPair, make_manager_key
 
 
 @pytest.fixture

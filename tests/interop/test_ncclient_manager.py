@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from interop_helpers import make_manager_key
 from lxml import etree
 
 from harness import AgentProc, os_port
-from interop_helpers import make_manager_key
 
 ncclient_manager = pytest.importorskip("ncclient.manager", reason="ncclient is not installed")
 RPCError = pytest.importorskip("ncclient.operations").RPCError

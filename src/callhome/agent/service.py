@@ -44,7 +44,7 @@ class Agent:
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.host_key = ensure_key(config.path(config.host_key))
         self.identity = identity_of(self.host_key)
-        self.datastore = Datastore(config.path(config.datastore))
+        self.datastore = Datastore(config.path(config.datastore), list_keys=config.list_keys)
         self.netconf = NetconfService(self.datastore)
         self.endpoints = [parse_hostport(e.address, DEFAULT_SSH_PORT) for e in config.endpoints]
         self.settings = DeviceSshSettings(

@@ -57,7 +57,12 @@ def run_demo(directory: Path, devices: int, port: int, api_port: int) -> int:
         api = Api(ApiTarget.find())
         for n in range(1, devices + 1):
             name = f"demo-{n}"
-            fp = init_agent(directory / name, [f"127.0.0.1:{port}"], [manager_key])
+            fp = init_agent(
+                directory / name,
+                [f"127.0.0.1:{port}"],
+                [manager_key],
+                {"{urn:example:demo}system": []},
+            )
             try:
                 api.call("POST", f"/v1/devices/{fp}/approve", json={"name": name})
             except ApiError as exc:

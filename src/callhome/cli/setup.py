@@ -57,7 +57,11 @@ backoff_max = 60.0
 [keepalive]
 interval = 15.0
 count_max = 3
-"""
+
+# Lists of the schemaless datastore and their key leaves ({{namespace}}name), and containers
+# that exist once (empty list). Undeclared elements starting with a leaf are keyed by it.
+[list_keys]
+{list_keys}"""
 
 
 def _toml_str(value: str) -> str:
@@ -89,7 +93,12 @@ def init_manager(
     return public_line(key, "callhome-manager")
 
 
-def init_agent(directory: Path, managers: list[str], manager_keys: list[str]) -> str:
+def init_agent(
+    directory: Path,
+    managers: list[str],
+    manager_keys: list[str],
+    list_keys: dict[str, list[str]] | None = None,
+) -> str:
     """Write agent.toml and the host key; returns the fingerprint to approve on the manager."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = ensure_key(directory / "ssh_host_ed25519_key")
@@ -98,7 +107,13 @@ def init_agent(directory: Path, managers: list[str], manager_keys: list[str]) ->
         for i, m in enumerate(managers)
     )
     keys = "".join(f"  {_toml_str(k.strip())},\n" for k in manager_keys)
-    write_private(
-        directory / "agent.toml", AGENT_TOML.format(keys=keys, endpoints=endpoints).encode()
+    lists = (
+        "".join(
+            f"{_toml_str(name)} = [{', '.join(_toml_str(k) for k in key)}]\n"
+            for name, key in (list_keys or {}).items()
+        )
+        or '# "{urn:example:if}interface" = ["{urn:example:if}name"]\n'
     )
+    text = AGENT_TOML.format(keys=keys, endpoints=endpoints, list_keys=lists)
+    write_private(directory / "agent.toml", text.encode())
     return identity_of(key).fingerprint

@@ -232,7 +232,9 @@ async def test_device_that_stalls_mid_reply_is_disconnected(manager):
         b"<capability>urn:ietf:params:netconf:base:1.0</capability></capabilities>"
         b"<session-id>1</session-id></hello>]]>]]>"
     )
-    stalled = await _serve_raw(port, key, hello + b"<rpc-reply message-id='1'><da", recorder.allowed)
+    stalled = await _serve_raw(
+        port, key, hello + b"<rpc-reply message-id='1'><da", recorder.allowed
+    )
     session = await asyncio.wait_for(recorder.ready.get(), 10)
     with pytest.raises(TimeoutError):
         await session.netconf.get_config()
