@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -199,6 +199,24 @@ class CountingManager(Manager):
             self.all_ready.set()
 
 
+@contextlib.contextmanager
+def profiled(directory: str | None, name: str) -> Iterator[None]:
+    """Run the block under cProfile and save the stats, if asked to.
+
+    The profiler's clock is this thread's CPU time: waits (epoll, the GIL) are not counted,
+    and neither is the CPU of other threads (the store's worker)."""
+    if not directory:
+        yield
+        return
+    profile = cProfile.Profile(time.thread_time)
+    profile.enable()
+    try:
+        yield
+    finally:
+        profile.disable()
+        profile.dump_stats(Path(directory) / name)
+
+
 def percentile(sorted_values: Sequence[float], p: float) -> float:
     """Nearest-rank percentile of values sorted ascending."""
     if not sorted_values:
@@ -302,24 +320,19 @@ async def product_role(args: argparse.Namespace) -> dict[str, Any]:
             fleet_cpu0 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
 
             manager.expect(n)
-            profile = cProfile.Profile() if args.profile_dir else None
             cpu0, t0 = time.process_time(), time.perf_counter()
-            if profile is not None:
-                profile.enable()
-            dialed = await dial_and_wait(
-                fleet,
-                manager.all_ready,
-                host="127.0.0.1",
-                port=port,
-                first=warmup,
-                count=n,
-                timeout=timeout,
-            )
+            with profiled(args.profile_dir, "product-connect.pstats"):
+                dialed = await dial_and_wait(
+                    fleet,
+                    manager.all_ready,
+                    host="127.0.0.1",
+                    port=port,
+                    first=warmup,
+                    count=n,
+                    timeout=timeout,
+                )
             online = manager.ready_count
             cpu1, t1 = time.process_time(), time.perf_counter()
-            if profile is not None:
-                profile.disable()
-                profile.dump_stats(Path(args.profile_dir) / "connect.pstats")
             fleet_cpu1 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
             result.update(
                 online=online,
@@ -349,16 +362,11 @@ async def product_role(args: argparse.Namespace) -> dict[str, Any]:
                 )
 
                 fleet_cpu1 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
-                profile = cProfile.Profile() if args.profile_dir else None
                 cpu0 = time.process_time()
-                if profile is not None:
-                    profile.enable()
                 deadline = time.monotonic() + args.phase_timeout
-                answered, failed, wall = await aggregate_run(sessions, args.rounds, deadline)
+                with profiled(args.profile_dir, "product-get-config.pstats"):
+                    answered, failed, wall = await aggregate_run(sessions, args.rounds, deadline)
                 cpu1 = time.process_time()
-                if profile is not None:
-                    profile.disable()
-                    profile.dump_stats(Path(args.profile_dir) / "get_config.pstats")
                 fleet_cpu2 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
                 result.update(
                     agg_calls=answered,
@@ -437,9 +445,10 @@ async def baseline_role(args: argparse.Namespace) -> dict[str, Any]:
         fleet_cpu0 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
         expect(n)
         cpu0, t0 = time.process_time(), time.perf_counter()
-        dialed = await dial_and_wait(
-            fleet, ready, host="127.0.0.1", port=port, first=warmup, count=n, timeout=timeout
-        )
+        with profiled(args.profile_dir, "baseline-connect.pstats"):
+            dialed = await dial_and_wait(
+                fleet, ready, host="127.0.0.1", port=port, first=warmup, count=n, timeout=timeout
+            )
         online = counter["ready"]
         cpu1, t1 = time.process_time(), time.perf_counter()
         fleet_cpu1 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
@@ -614,6 +623,7 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]], notes: list[
         f">= {TARGET_AGGREGATE:.0f}/s  {ok(_median(agg), TARGET_AGGREGATE, False)}",
     )
     row("manager CPU per get-config (aggregate)", agg_cpu, ".0f", "us")
+    row("  = get-config/s one manager core could serve", [1e6 / c for c in agg_cpu], ".0f", "/s")
     row("fleet CPU per device online (product)", p_fleet, ".0f", "us")
     row("fleet CPU per handshake (baseline)", b_fleet, ".0f", "us")
     row("fleet CPU per get-config (aggregate)", agg_fleet, ".0f", "us")
@@ -654,14 +664,80 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]], notes: list[
     return "\n".join(out)
 
 
+def _area(filename: str) -> str:
+    """Where a profiled function lives: a package, callhome's sub-package, or the stdlib."""
+    path = filename.replace(os.sep, "/")
+    if "/site-packages/" in path:
+        return path.split("/site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    if "/src/callhome/" in path:
+        return "callhome." + path.split("/src/callhome/", 1)[1].split("/", 1)[0]
+    if "/bench/" in path:
+        return "bench"
+    if "/asyncio/" in path:
+        return "asyncio"
+    return "stdlib"
+
+
+def profile_breakdown(path: Path) -> list[tuple[str, float]]:
+    """Own time per area, built-in functions (socket.send, lxml, ...) charged to their callers'
+    areas; largest first, as shares of the total."""
+    raw: dict[Any, Any] = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    areas: dict[str, float] = {}
+    for (filename, _, _), (_, _, tottime, _, callers) in raw.items():
+        if filename != "~":
+            areas[_area(filename)] = areas.get(_area(filename), 0.0) + tottime
+            continue
+        edges = {caller: edge[2] for caller, edge in callers.items()}
+        total_edges = sum(edges.values())
+        if not edges or total_edges <= 0:
+            areas["(built-ins)"] = areas.get("(built-ins)", 0.0) + tottime
+            continue
+        for (caller_file, _, _), share in edges.items():
+            area = "(built-ins)" if caller_file == "~" else _area(caller_file)
+            areas[area] = areas.get(area, 0.0) + tottime * share / total_edges
+    total = sum(areas.values()) or 1.0
+    return sorted(((a, t / total) for a, t in areas.items()), key=lambda x: -x[1])
+
+
 def profile_summary(profile_dir: Path, name: str, top: int) -> str:
     path = profile_dir / name
     if not path.exists():
         return f"(no profile {name})"
+    shares = profile_breakdown(path)
+    lines = ["own time by area (built-ins charged to their callers):"]
+    lines += [f"  {share * 100:5.1f}%  {area}" for area, share in shares[:12] if share >= 0.005]
     buffer = io.StringIO()
     stats = pstats.Stats(str(path), stream=buffer)
     stats.strip_dirs().sort_stats("tottime").print_stats(top)
-    return buffer.getvalue()
+    body = buffer.getvalue()
+    start = body.find("   ncalls")
+    lines.append(body[start:] if start >= 0 else body)
+    return "\n".join(lines)
+
+
+def run_profiles(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="callhome-profile-") as tmp:
+        print(
+            "\ncProfile of the manager process, one more run of each side: CPU time of the "
+            "event loop's thread (the store's worker thread is not seen), inflated by profiling"
+        )
+        for role in ("baseline", "product"):
+            result = run_role(role, args, profile_dir=tmp)
+            if "error" in result:
+                print(f"profiled {role} run failed: {result['error']}")
+        for name, title in (
+            ("baseline-connect.pstats", "baseline, connect phase"),
+            ("product-connect.pstats", "product, connect phase"),
+            ("product-get-config.pstats", "product, aggregate get-config phase"),
+        ):
+            print(f"\n== {title} ==")
+            print(profile_summary(Path(tmp), name, args.profile_top))
+        if args.profile_keep:
+            keep = Path(args.profile_keep)
+            keep.mkdir(parents=True, exist_ok=True)
+            for src in Path(tmp).glob("*.pstats"):
+                (keep / src.name).write_bytes(src.read_bytes())
+            print(f"profiles kept in {keep}")
 
 
 def orchestrate(args: argparse.Namespace) -> int:
@@ -696,26 +772,7 @@ def orchestrate(args: argparse.Namespace) -> int:
             )
     print(report(args, results, notes))
     if args.profile:
-        with tempfile.TemporaryDirectory(prefix="callhome-profile-") as tmp:
-            result = run_role("product", args, profile_dir=tmp)
-            print(
-                "\ncProfile of the manager process (main thread only), one more product run; "
-                "figures inflated by profiling"
-            )
-            for name, title in (
-                ("connect.pstats", "connect phase"),
-                ("get_config.pstats", "aggregate get-config phase"),
-            ):
-                print(f"\n== {title} ==")
-                print(profile_summary(Path(tmp), name, args.profile_top))
-            if args.profile_keep:
-                for name in ("connect.pstats", "get_config.pstats"):
-                    src = Path(tmp) / name
-                    if src.exists():
-                        Path(args.profile_keep).mkdir(parents=True, exist_ok=True)
-                        (Path(args.profile_keep) / name).write_bytes(src.read_bytes())
-            if "error" in result:
-                print(f"profiled run failed: {result['error']}")
+        run_profiles(args)
     return 0
 
 

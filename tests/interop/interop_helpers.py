@@ -35,9 +35,9 @@ def require(*programs: str) -> dict[str, str]:
 
 
 def require_sshd_runtime() -> None:
-    """sshd refuses to start without its privilege separation folder."""
+    """sshd run as root refuses to start without its privilege separation folder."""
     privsep = Path("/run/sshd")
-    if privsep.is_dir():
+    if os.geteuid() != 0 or privsep.is_dir():
         return
     try:
         privsep.mkdir(mode=0o755, parents=True)

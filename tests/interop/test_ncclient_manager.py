@@ -64,10 +64,10 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
             look_for_keys=False,
             timeout=30,
         )
-    except Exception:
+    except Exception as exc:
         agent.stop()
         output = agent.proc.output() if agent.proc else ""
-        pytest.fail(f"ncclient did not get a session from the agent; agent said:\n{output}")
+        pytest.fail(f"ncclient got no session from the agent ({exc!r}); agent said:\n{output}")
     try:
         yield Session(nc, agent)
     finally:

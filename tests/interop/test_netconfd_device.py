@@ -8,6 +8,8 @@ SSH client and NETCONF client toward a real SSH server and a real NETCONF server
 
 from __future__ import annotations
 
+import os
+import pwd
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from harness import ManagerProc, Proc, os_port, wait_until
 
 pytestmark = pytest.mark.interop
 
-SSH_USER = "root"
+SSH_USER = pwd.getpwuid(os.getuid()).pw_name  # sshd -i can log in only the user it runs as
 MONITORING_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 SYSTEM_NS = "urn:ietf:params:xml:ns:yang:ietf-system"
 BASE_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
@@ -128,20 +130,34 @@ def netconf(manager: ManagerProc, *args: str) -> str:
     return result.stdout
 
 
-def test_manager_manages_netconfd_behind_sshd(tmp_path: Path, yuma_device: YumaDevice) -> None:
-    manager = ManagerProc(
-        tmp_path / "manager", env={"CALLHOME_MANAGER__USERNAME": SSH_USER}
-    ).start()
-    socat: Proc | None = None
+@pytest.fixture
+def manager(tmp_path: Path) -> Iterator[ManagerProc]:
+    """Our manager, logging in to devices as the user sshd lets in."""
+    m = ManagerProc(tmp_path / "manager", env={"CALLHOME_MANAGER__USERNAME": SSH_USER})
     try:
-        (yuma_device.directory / "authorized_keys").write_text(manager.public_key + "\n")
-        fingerprint = yuma_device.fingerprint
-        # approved before it ever calls: admitted on its first call
-        approved = manager.cli("approve", fingerprint, "--name", "yuma")
-        assert approved.returncode == 0, approved.stderr
+        yield m.start()
+    finally:
+        m.stop()
 
-        socat = yuma_device.call_home(manager.port)
-        wait_until(lambda: manager.status(fingerprint) == "online", timeout=30)
+
+def test_manager_manages_netconfd_behind_sshd(
+    manager: ManagerProc, yuma_device: YumaDevice
+) -> None:
+    (yuma_device.directory / "authorized_keys").write_text(manager.public_key + "\n")
+    fingerprint = yuma_device.fingerprint
+    # approved before it ever calls: admitted on its first call
+    approved = manager.cli("approve", fingerprint, "--name", "yuma")
+    assert approved.returncode == 0, approved.stderr
+
+    socat = yuma_device.call_home(manager.port)
+    try:
+        try:
+            wait_until(lambda: manager.status(fingerprint) == "online", timeout=30)
+        except AssertionError:
+            events = [(e["kind"], e["detail"]) for e in manager.events()]
+            raise AssertionError(
+                f"netconfd never came online; events: {events}\nsocat/sshd said:\n{socat.output()}"
+            ) from None
 
         device = manager.devices()[fingerprint]
         assert device["name"] == "yuma"
@@ -194,8 +210,4 @@ def test_manager_manages_netconfd_behind_sshd(tmp_path: Path, yuma_device: YumaD
         kinds = [e["kind"] for e in manager.events(device="yuma")]
         assert "connected" in kinds
     finally:
-        if socat is not None:
-            socat.stop()
-        manager.stop()
-        if manager.proc is not None and socat is not None:
-            wait_until(lambda: socat.proc.poll() is not None, timeout=10)
+        socat.stop()

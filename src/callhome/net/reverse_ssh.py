@@ -319,7 +319,11 @@ class _ServerChannel(asyncssh.SSHServerSession[bytes]):
         chan = self._chan
         assert chan is not None
         self._driver = NetconfServerDriver(
-            self._handler, chan.write, chan.close, max_message_size=self._max, peer=self._peer
+            self._handler,
+            chan.write,
+            lambda: chan.exit(0),  # exit-status 0, then close (RFC 4254 section 6.10)
+            max_message_size=self._max,
+            peer=self._peer,
         )
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
