@@ -17,6 +17,7 @@ import cProfile
 import gc
 import io
 import json
+import math
 import os
 import platform
 import pstats
@@ -60,6 +61,12 @@ def vm_rss_kb() -> int:
 def settled_rss_kb() -> int:
     gc.collect()
     return vm_rss_kb()
+
+
+def allocated_blocks() -> int:
+    """Memory blocks the Python allocator holds for live objects (after a collection)."""
+    gc.collect()
+    return sys.getallocatedblocks()
 
 
 def raise_nofile_limit() -> tuple[int, int, int]:
@@ -221,22 +228,29 @@ def percentile(sorted_values: Sequence[float], p: float) -> float:
     """Nearest-rank percentile of values sorted ascending."""
     if not sorted_values:
         return float("nan")
-    rank = max(1, min(len(sorted_values), round(p / 100 * len(sorted_values) + 0.5)))
+    rank = max(1, min(len(sorted_values), math.ceil(p / 100 * len(sorted_values))))
     return sorted_values[rank - 1]
 
 
 async def latency_run(session: DeviceSession, calls: int, deadline: float) -> list[float]:
-    """Sequential get-config calls on one session; round trips in seconds."""
-    for _ in range(min(100, calls)):  # warm the path (parsers, caches)
-        await session.netconf.get_config()
+    """Sequential get-config calls on one session; round trips in seconds.
+
+    Stops early at ``deadline`` or at the first failure (what was measured is kept)."""
     times: list[float] = []
     clock = time.perf_counter
-    for _ in range(calls):
-        if time.monotonic() >= deadline:
-            break
-        t0 = clock()
-        await session.netconf.get_config()
-        times.append(clock() - t0)
+    try:
+        for _ in range(min(100, calls)):  # warm the path (parsers, caches)
+            if time.monotonic() >= deadline:
+                return times
+            await session.netconf.get_config()
+        for _ in range(calls):
+            if time.monotonic() >= deadline:
+                break
+            t0 = clock()
+            await session.netconf.get_config()
+            times.append(clock() - t0)
+    except Exception as exc:
+        print(f"get-config on one session failed: {exc!r}", file=sys.stderr)
     return times
 
 
@@ -316,7 +330,7 @@ async def product_role(args: argparse.Namespace) -> dict[str, Any]:
                     timeout=timeout,
                 )
             await asyncio.sleep(0.2)
-            rss0 = settled_rss_kb()
+            rss0, blocks0 = settled_rss_kb(), allocated_blocks()
             fleet_cpu0 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
 
             manager.expect(n)
@@ -333,6 +347,7 @@ async def product_role(args: argparse.Namespace) -> dict[str, Any]:
                 )
             online = manager.ready_count
             cpu1, t1 = time.process_time(), time.perf_counter()
+            result["timed_out"] = not manager.all_ready.is_set()
             fleet_cpu1 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
             result.update(
                 online=online,
@@ -341,11 +356,12 @@ async def product_role(args: argparse.Namespace) -> dict[str, Any]:
                 connect_wall_s=t1 - t0,
                 connect_cpu_s=cpu1 - cpu0,
                 fleet_connect_cpu_s=fleet_cpu1 - fleet_cpu0,
+                fleet_dial_wall_s=dialed.get("wall_s", float("nan")),
             )
 
             await asyncio.sleep(args.settle)
-            rss1 = settled_rss_kb()
-            result.update(rss_before_kb=rss0, rss_after_kb=rss1)
+            rss1, blocks1 = settled_rss_kb(), allocated_blocks()
+            result.update(rss_before_kb=rss0, rss_after_kb=rss1, blocks=blocks1 - blocks0)
 
             measured = set(fingerprints[warmup:])
             sessions = [s for fp, s in manager.sessions.items() if fp in measured]
@@ -441,7 +457,7 @@ async def baseline_role(args: argparse.Namespace) -> dict[str, Any]:
                 fleet, ready, host="127.0.0.1", port=port, first=0, count=warmup, timeout=timeout
             )
         await asyncio.sleep(0.2)
-        rss0 = settled_rss_kb()
+        rss0, blocks0 = settled_rss_kb(), allocated_blocks()
         fleet_cpu0 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
         expect(n)
         cpu0, t0 = time.process_time(), time.perf_counter()
@@ -451,16 +467,19 @@ async def baseline_role(args: argparse.Namespace) -> dict[str, Any]:
             )
         online = counter["ready"]
         cpu1, t1 = time.process_time(), time.perf_counter()
+        result["timed_out"] = not ready.is_set()
         fleet_cpu1 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
         await asyncio.sleep(args.settle)
-        rss1 = settled_rss_kb()
+        rss1, blocks1 = settled_rss_kb(), allocated_blocks()
         result.update(
+            blocks=blocks1 - blocks0,
             online=online,
             dial_failed=dialed.get("failed"),
             dial_errors=dialed.get("errors", [])[:3],
             connect_wall_s=t1 - t0,
             connect_cpu_s=cpu1 - cpu0,
             fleet_connect_cpu_s=fleet_cpu1 - fleet_cpu0,
+            fleet_dial_wall_s=dialed.get("wall_s", float("nan")),
             rss_before_kb=rss0,
             rss_after_kb=rss1,
         )
@@ -562,6 +581,7 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]], notes: list[
     p_fleet = per(product, "fleet_connect_cpu_s", "online", 1e6)
     b_fleet = per(baseline, "fleet_connect_cpu_s", "online", 1e6)
     p_util = [r["connect_cpu_s"] / r["connect_wall_s"] * 100 for r in product]
+    p_lag = [(r["connect_wall_s"] - r["fleet_dial_wall_s"]) * 1e3 for r in product]
     pairs = [p / b for p, b in zip(p_cpu, b_cpu, strict=False)]
     ratio = _median(p_cpu) / _median(b_cpu) if p_cpu and b_cpu else float("nan")
     p_rss = [(r["rss_after_kb"] - r["rss_before_kb"]) / r["online"] for r in product if r["online"]]
@@ -599,6 +619,7 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]], notes: list[
         )
     )
     row("manager CPU busy while connecting (product)", p_util, ".0f", "%")
+    row("last device authenticated -> all N ready", p_lag, ".0f", "ms")
     row(
         "manager RSS per idle device (product)",
         p_rss,
@@ -655,9 +676,10 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]], notes: list[
         if "error" in r:
             out.append(f"run of {r['role']} failed: {r['error']}")
         elif r.get("online", 0) < n:
+            bound = f" within {args.connect_timeout:.0f} s" if r.get("timed_out") else ""
             out.append(
-                f"run of {r['role']}: only {r.get('online')} of {n} devices came online; "
-                f"first errors: {r.get('dial_errors')}"
+                f"run of {r['role']}: only {r.get('online')} of {n} devices came online{bound}; "
+                f"first errors: {r.get('dial_errors') or 'none reported'}"
             )
         elif r["role"] == "product" and r.get("agg_failed"):
             out.append(f"run of product: {r['agg_failed']} get-config calls failed")

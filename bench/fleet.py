@@ -29,10 +29,12 @@ line on stdin and answers one JSON object a line on stdout. On start it prints
 Standalone, against a manager already running::
 
     python bench/fleet.py --connect 127.0.0.1:4334 --manager-key-file state/manager_key.pub \\
-        --devices 200 --fingerprints-out fleet.fps --hold 60
+        --devices 200 --keys-file fleet-keys.json --fingerprints-out fleet.fps --hold 60
 
-writes the devices' fingerprints (one a line, to approve them), dials, holds the connections
-for ``--hold`` seconds (or until Ctrl-C) and prints a summary.
+writes the devices' fingerprints (one a line), dials, holds the connections for ``--hold``
+seconds (or until Ctrl-C) and prints a summary. Devices the manager does not know yet are
+refused and recorded as pending: approve them (``callhome approve``), then run the same
+command again; ``--keys-file`` keeps the host keys, hence the fingerprints, between runs.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ from callhome.config import (
     SshAlgorithms,
     parse_hostport,
 )
-from callhome.net.keys import identity_of
+from callhome.net.keys import identity_of, write_private
 from callhome.net.reverse_ssh import DeviceSshSettings, dial_reverse_ssh, manager_keys_from
 
 KEY_TYPE = "ssh-ed25519"
@@ -91,6 +93,18 @@ def vm_rss_kb() -> int:
     return 0
 
 
+def load_or_make_keys(path: Path, count: int) -> list[asyncssh.SSHKey]:
+    """``count`` device host keys kept in ``path`` (JSON, 0600): read, topped up if short."""
+    keys: list[asyncssh.SSHKey] = []
+    if path.exists():
+        keys = [asyncssh.import_private_key(text) for text in json.loads(path.read_text())]
+    if len(keys) < count:
+        keys += [asyncssh.generate_private_key(KEY_TYPE) for _ in range(count - len(keys))]
+        data = json.dumps([key.export_private_key().decode() for key in keys]).encode()
+        write_private(path, data)
+    return keys[:count]
+
+
 def raise_nofile_limit() -> tuple[int, int]:
     """Raise the soft open-file limit to the hard limit; returns (old soft, new soft)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -104,11 +118,20 @@ def raise_nofile_limit() -> tuple[int, int]:
 class Fleet:
     """N simulated devices: their keys, their SSH settings and their open connections."""
 
-    def __init__(self, count: int, mode: str, manager_keys: list[asyncssh.SSHKey]) -> None:
+    def __init__(
+        self,
+        count: int,
+        mode: str,
+        manager_keys: list[asyncssh.SSHKey],
+        host_keys: list[asyncssh.SSHKey] | None = None,
+    ) -> None:
         if mode not in ("product", "baseline"):
             raise ValueError(f"unknown fleet mode {mode!r}")
         self.mode = mode
-        self.host_keys = [asyncssh.generate_private_key(KEY_TYPE) for _ in range(count)]
+        self.host_keys = (host_keys or [])[:count]
+        self.host_keys += [
+            asyncssh.generate_private_key(KEY_TYPE) for _ in range(count - len(self.host_keys))
+        ]
         self.fingerprints = [identity_of(key).fingerprint for key in self.host_keys]
         self.connections: dict[int, asyncssh.SSHServerConnection] = {}
         algorithms = SshAlgorithms()
@@ -183,6 +206,8 @@ class Fleet:
                 if time.monotonic() >= deadline:
                     break
                 async with gate:
+                    if time.monotonic() >= deadline:
+                        break
                     try:
                         conn = await asyncio.wait_for(
                             self._dial(host, port, index), attempt_timeout
@@ -293,7 +318,8 @@ async def run_controlled(args: argparse.Namespace) -> None:
 async def run_standalone(args: argparse.Namespace) -> None:
     host, port = parse_hostport(args.connect, DEFAULT_SSH_PORT)
     manager_keys = manager_keys_from(Path(args.manager_key_file).read_text().splitlines())
-    fleet = Fleet(args.devices, args.mode, manager_keys)
+    host_keys = load_or_make_keys(Path(args.keys_file), args.devices) if args.keys_file else None
+    fleet = Fleet(args.devices, args.mode, manager_keys, host_keys)
     if args.fingerprints_out:
         Path(args.fingerprints_out).write_text("\n".join(fleet.fingerprints) + "\n")
         print(f"{len(fleet.fingerprints)} fingerprints written to {args.fingerprints_out}")
@@ -310,7 +336,8 @@ async def run_standalone(args: argparse.Namespace) -> None:
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     print(
         f"{ok}/{args.devices} devices connected in {wall:.2f} s "
-        f"({ok / wall if wall else 0:.0f}/s), fleet CPU {cpu * 1e6 / max(ok, 1):.0f} us/device"
+        f"({ok / wall if wall else 0:.0f}/s), fleet CPU {cpu * 1e6 / args.devices:.0f} us "
+        "per device dialed"
     )
     for error in errors[:10]:
         print("  " + error)
@@ -335,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connect", help="standalone: manager host:port to dial")
     parser.add_argument("--manager-key-file", help="standalone: manager public key file")
     parser.add_argument("--fingerprints-out", help="standalone: write fingerprints here")
+    parser.add_argument(
+        "--keys-file", help="standalone: keep the devices' host keys here (same fingerprints)"
+    )
     parser.add_argument("--hold", type=float, default=30.0, help="standalone: seconds to hold")
     args = parser.parse_args(argv)
     raise_nofile_limit()

@@ -123,15 +123,31 @@ class ApiSection(_Model):
     )
 
 
+class JobsSection(_Model):
+    """Durable jobs: every operation asked of a device."""
+
+    max_queued_per_device: int = Field(
+        1000, ge=1, description="Queued jobs one device may have; more are refused."
+    )
+    default_expiry: float = Field(
+        7 * 86400.0,
+        ge=0,
+        description="Seconds a job may wait for its device before it expires (0: never).",
+    )
+
+
 class ManagerConfig(_Model):
     """``manager.toml``."""
 
     state_dir: Path = Field(Path("."), description="Folder for keys, database and token.")
     database: str | None = Field(
-        None, description="SQLAlchemy URL; default: SQLite file manager.db in state_dir."
+        None,
+        description="SQLAlchemy URL (sqlite:///..., postgresql+asyncpg://...); default: SQLite "
+        "file manager.db in state_dir, driven from a worker thread (the fastest way here).",
     )
     manager: ManagerSection = Field(default_factory=ManagerSection)
     api: ApiSection = Field(default_factory=ApiSection)
+    jobs: JobsSection = Field(default_factory=JobsSection)
 
     def path(self, p: Path) -> Path:
         """A path from the config, relative to state_dir unless absolute."""
@@ -139,7 +155,7 @@ class ManagerConfig(_Model):
 
     @property
     def database_url(self) -> str:
-        return self.database or f"sqlite+aiosqlite:///{self.path(Path('manager.db'))}"
+        return self.database or f"sqlite:///{self.path(Path('manager.db'))}"
 
 
 class StartWith(StrEnum):

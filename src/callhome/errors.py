@@ -16,6 +16,7 @@
     ├── StoreError                  the Store could not do what was asked
     │   ├── NotFound                the record does not exist
     │   └── Conflict                the change clashes with what is stored (a name in use ...)
+    │       └── QueueFull           a device already has as many queued jobs as allowed
     └── AuthError                   a peer or an operator failed authentication or authorization
 
 NETCONF wire codes (RFC 6241 appendix A) are enums here, apart from the classes, so that
@@ -78,6 +79,10 @@ class NotFound(StoreError):
 
 class Conflict(StoreError):
     """The change clashes with what is stored."""
+
+
+class QueueFull(Conflict):
+    """A device already has as many queued jobs as its limit allows; nothing was queued."""
 
 
 class AuthError(CallHomeError):

@@ -27,7 +27,7 @@ def test_unknown_device_is_pending_until_approved(manager, make_agent):
     # refused before any credential: the device never saw an authenticated manager
     result = manager.cli("netconf", agent.fingerprint, "get-config")
     assert result.returncode == 1
-    assert "not connected" in result.stderr
+    assert "pending" in result.stderr
 
     listing = json.loads(manager.cli("devices", "--json").stdout)
     (entry,) = [d for d in listing if d["fingerprint"] == agent.fingerprint]

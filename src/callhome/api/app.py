@@ -22,6 +22,7 @@ from callhome.errors import (
     CallHomeError,
     ConfigError,
     Conflict,
+    DeviceError,
     DeviceOffline,
     NotFound,
     ProtocolError,
@@ -32,6 +33,7 @@ from callhome.errors import (
 from callhome.manager.service import Manager
 from callhome.proto.netconf import messages
 from callhome.storage import Device, Event
+from callhome.storage.jobs import Job, JobState
 
 _STATUS: list[tuple[type[Exception], int]] = [
     (AuthError, 403),
@@ -41,6 +43,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (Conflict, 409),
     (RpcError, 422),
     (ConfigError, 400),
+    (DeviceError, 409),
     (ProtocolError, 502),
     (SessionClosed, 502),
     (TimeoutError, 504),
@@ -105,6 +108,41 @@ class NetconfBody(BaseModel):
     test_option: str | None = None
     session_id: int | None = None
     rpc: str | None = Field(None, description="The operation element as XML, for 'rpc'.")
+    wait: float | None = Field(
+        None,
+        ge=0,
+        le=3600,
+        description="Seconds to wait for the result (default: wait if the "
+        "device is connected, return at once if it is away).",
+    )
+    not_before: float | None = Field(None, description="Unix time before which not to run.")
+    expires: float | None = Field(None, description="Unix time after which never to run.")
+
+
+class GroupBody(BaseModel):
+    edits: list[str] = Field(min_length=1, description="Contents of <config>, one per edit.")
+    wait: float | None = Field(None, ge=0, le=3600)
+    not_before: float | None = None
+    expires: float | None = None
+
+
+def job_json(j: Job) -> dict[str, Any]:
+    return {
+        "id": j.id,
+        "device": j.device,
+        "kind": j.kind,
+        "operation": j.payload.get("name", j.kind),
+        "state": j.state.value,
+        "actor": j.actor,
+        "created": j.created,
+        "not_before": j.not_before,
+        "expires": j.expires,
+        "updated": j.updated,
+        "attempts": j.attempts,
+        "read_only": j.read_only,
+        "payload": dict(j.payload),
+        "result": dict(j.result),
+    }
 
 
 def build_operation(body: NetconfBody) -> etree._Element:
@@ -197,23 +235,74 @@ def create_app(manager: Manager, token: str) -> FastAPI:
         await manager.forget(name, who)
         return {"forgotten": name}
 
+    async def _settle(job: Job, wait: float | None) -> dict[str, Any]:
+        if wait is None:
+            wait = manager.config.manager.rpc_timeout + 5 if manager.is_online(job.device) else 0
+        if wait > 0 and not job.final:
+            job = await manager.jobs.wait(job.id, wait)
+        return job_json(job)
+
     @app.post("/v1/devices/{name:path}/netconf")
     async def netconf(name: str, body: NetconfBody, who: Actor) -> dict[str, Any]:
-        reply = await manager.netconf(name, build_operation(body), who)
-        return {
-            "ok": reply.ok,
-            "reply": reply.xml.decode("utf-8", "replace"),
-            "warnings": [e.describe() for e in reply.errors],
-        }
+        """Queue one NETCONF operation as a job; wait for it if the device is connected."""
+        job = await manager.submit_netconf(
+            name, build_operation(body), who, not_before=body.not_before, expires=body.expires
+        )
+        return await _settle(job, body.wait)
+
+    @app.post("/v1/devices/{name:path}/netconf-group")
+    async def netconf_group(name: str, body: GroupBody, who: Actor) -> dict[str, Any]:
+        """Several edits applied as one candidate commit, all or nothing."""
+        job = await manager.submit(
+            name,
+            "netconf-group",
+            {"edits": body.edits},
+            who,
+            not_before=body.not_before,
+            expires=body.expires,
+        )
+        return await _settle(job, body.wait)
+
+    @app.get("/v1/jobs")
+    async def jobs(
+        who: Actor,
+        device: str | None = None,
+        state: JobState | None = None,
+        after: int | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Jobs with id above ``after``, or the newest ``limit`` when ``after`` is not given."""
+        limit = max(1, min(limit, 1000))
+        found = await manager.store.list_jobs(
+            device=device, state=state, after_id=after or 0, limit=limit, newest=after is None
+        )
+        return [job_json(j) for j in found]
+
+    @app.get("/v1/jobs/{job_id}")
+    async def job(job_id: int, who: Actor, wait: float = 0) -> dict[str, Any]:
+        found = await manager.store.get_job(job_id)
+        return await _settle(found, min(max(wait, 0), 3600))
+
+    @app.post("/v1/jobs/{job_id}/cancel")
+    async def cancel(job_id: int, who: Actor) -> dict[str, Any]:
+        return job_json(await manager.cancel_job(job_id, who))
 
     @app.get("/v1/events")
     async def events(
-        who: Actor, device: str | None = None, after: int = 0, limit: int = 100
+        who: Actor,
+        device: str | None = None,
+        after: int | None = None,
+        limit: int = 100,
+        wait: float = 0,
     ) -> list[dict[str, Any]]:
+        """Events with id above ``after`` (the newest ``limit`` when ``after`` is not given);
+        ``wait`` long-polls up to that many seconds for one to come."""
         limit = max(1, min(limit, 1000))
-        return [
-            event_json(e)
-            for e in await manager.store.list_events(device=device, after_id=after, limit=limit)
-        ]
+        if wait > 0 and after is not None:
+            await manager.wait_for_events(after, min(wait, 60))
+        found = await manager.store.list_events(
+            device=device, after_id=after or 0, limit=limit, newest=after is None
+        )
+        return [event_json(e) for e in found]
 
     return app

@@ -97,25 +97,100 @@ def cmd_forget(api: Api, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_event(e: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(e), flush=True)
+        return
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["time"]))
+    who = e["device"] or e["fingerprint"] or "-"
+    detail = " ".join(f"{k}={v}" for k, v in e["detail"].items())
+    print(f"{e['id']:>6}  {when}  {e['kind']:<18} {who}  {detail}".rstrip(), flush=True)
+
+
 def cmd_events(api: Api, args: argparse.Namespace) -> int:
-    params: dict[str, Any] = {"after": args.after, "limit": args.limit}
+    params: dict[str, Any] = {"limit": args.limit}
+    if args.after is not None:
+        params["after"] = args.after
     if args.device:
         params["device"] = args.device
     events = api.call("GET", "/v1/events", params=params)
-    if args.json:
+    if args.json and not args.follow:
         print(json.dumps(events, indent=2))
         return EXIT_OK
     for e in events:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["time"]))
-        who = e["device"] or e["fingerprint"] or "-"
-        detail = " ".join(f"{k}={v}" for k, v in e["detail"].items())
-        print(f"{e['id']:>6}  {when}  {e['kind']:<18} {who}  {detail}".rstrip())
+        _print_event(e, args.json)
+    last = events[-1]["id"] if events else (args.after or 0)
+    while args.follow:
+        params.update(after=last, wait=30, limit=1000)
+        for e in api.call("GET", "/v1/events", params=params):
+            _print_event(e, args.json)
+            last = e["id"]
     return EXIT_OK
+
+
+def _duration(text: str) -> float:
+    """Seconds from '90', '90s', '15m', '2h' or '1d'."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip()
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30s, 15m, 2h)") from None
+
+
+def _print_errors(errors: list[dict[str, Any]]) -> None:
+    for err in errors:
+        if err.get("severity") == "warning":
+            continue
+        text = f"{err['type']}/{err['tag']}"
+        if err.get("message"):
+            text += f": {err['message']}"
+        if err.get("path"):
+            text += f" (at {err['path']})"
+        for k, v in (err.get("info_items") or {}).items():
+            text += f" [{k}={v}]"
+        print(f"rpc-error: {text}", file=sys.stderr)
+
+
+def show_job_outcome(job: dict[str, Any]) -> int:
+    """Print a job's outcome as the user asked for it; the exit code says how it went."""
+    state, result = job["state"], job.get("result") or {}
+    if state == "succeeded":
+        for err in result.get("errors", []):
+            if err.get("severity") == "warning":
+                print(f"warning: {err['tag']}: {err.get('message') or ''}", file=sys.stderr)
+        if "reply" in result:
+            print(_pretty(result["reply"]), end="")
+        else:
+            print(f"job {job['id']} succeeded")
+        return EXIT_OK
+    if state in ("queued", "running"):
+        print(
+            f"job {job['id']} {state} for {job['device']}: it runs when the device is connected; "
+            f"`callhome job {job['id']}` shows its result",
+            file=sys.stderr,
+        )
+        print(job["id"])
+        return EXIT_OK
+    if state == "failed":
+        if result.get("errors"):
+            _print_errors(result["errors"])
+        else:
+            print(
+                f"job {job['id']} failed: {result.get('error', 'see callhome job')}",
+                file=sys.stderr,
+            )
+        return EXIT_FAILED
+    reason = result.get("interrupted", "")
+    print(f"job {job['id']} {state}" + (f": {reason}" if reason else ""), file=sys.stderr)
+    return EXIT_FAILED
 
 
 def cmd_netconf(api: Api, args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"operation": args.operation}
-    for key in ("source", "target", "default_operation", "error_option", "test_option"):
+    for key in ("source", "target", "default_operation", "error_option", "test_option", "wait"):
         value = getattr(args, key, None)
         if value is not None:
             body[key] = value
@@ -127,24 +202,60 @@ def cmd_netconf(api: Api, args: argparse.Namespace) -> int:
         body["rpc"] = _read_arg(args.xml)
     if getattr(args, "session_id", None) is not None:
         body["session_id"] = args.session_id
-    try:
-        result = api.call("POST", f"/v1/devices/{args.name}/netconf", json=body)
-    except ApiError as exc:
-        if exc.body.get("rpc_errors"):
-            for err in exc.body["rpc_errors"]:
-                text = f"{err['type']}/{err['tag']}"
-                if err.get("message"):
-                    text += f": {err['message']}"
-                if err.get("path"):
-                    text += f" (at {err['path']})"
-                for k, v in (err.get("info_items") or {}).items():
-                    text += f" [{k}={v}]"
-                print(f"rpc-error: {text}", file=sys.stderr)
-            return EXIT_FAILED
-        raise
-    for warning in result.get("warnings", []):
-        print(f"warning: {warning}", file=sys.stderr)
-    print(_pretty(result["reply"]), end="")
+    if args.expires is not None:
+        body["expires"] = time.time() + args.expires
+    if args.after is not None:
+        body["not_before"] = time.time() + args.after
+    path = f"/v1/devices/{args.name}/netconf"
+    if args.operation == "commit-group":
+        body = {k: v for k, v in body.items() if k in ("wait", "expires", "not_before")}
+        body["edits"] = [_read_arg(c) for c in args.edit]
+        path = f"/v1/devices/{args.name}/netconf-group"
+    return show_job_outcome(api.call("POST", path, json=body))
+
+
+def cmd_jobs(api: Api, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"limit": args.limit}
+    if args.device:
+        params["device"] = args.device
+    if args.state:
+        params["state"] = args.state
+    jobs = api.call("GET", "/v1/jobs", params=params)
+    if args.json:
+        print(json.dumps(jobs, indent=2))
+        return EXIT_OK
+    rows = [
+        [
+            str(j["id"]),
+            j["device"],
+            j["operation"],
+            j["state"],
+            str(j["attempts"]),
+            _ago(j["created"]),
+            j["actor"],
+        ]
+        for j in jobs
+    ]
+    print(_table(rows, ["ID", "DEVICE", "OPERATION", "STATE", "TRIES", "CREATED", "BY"]))
+    return EXIT_OK
+
+
+def cmd_job(api: Api, args: argparse.Namespace) -> int:
+    job = api.call("GET", f"/v1/jobs/{args.id}", params={"wait": args.wait or 0})
+    if args.json:
+        print(json.dumps(job, indent=2))
+        return EXIT_OK
+    print(
+        f"job {job['id']} on {job['device']}: {job['operation']} {job['state']} "
+        f"(tries {job['attempts']}, by {job['actor']})",
+        file=sys.stderr,
+    )
+    return show_job_outcome(job)
+
+
+def cmd_cancel(api: Api, args: argparse.Namespace) -> int:
+    job = api.call("POST", f"/v1/jobs/{args.id}/cancel")
+    print(f"job {job['id']} {job['state']}")
     return EXIT_OK
 
 
@@ -260,13 +371,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("events", help="what happened")
     s.add_argument("--device")
-    s.add_argument("--after", type=int, default=0)
+    s.add_argument("--after", type=int, help="events after this id (default: the newest)")
     s.add_argument("--limit", type=int, default=100)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="JSON (one object per line with --follow)")
+    s.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
     s.set_defaults(func=cmd_events)
 
-    s = sub.add_parser("netconf", help="run a NETCONF operation on a device")
+    s = sub.add_parser("jobs", help="list jobs")
+    s.add_argument("--device")
+    s.add_argument(
+        "--state",
+        choices=[
+            "queued",
+            "running",
+            "succeeded",
+            "failed",
+            "expired",
+            "cancelled",
+            "outcome-unknown",
+        ],
+    )
+    s.add_argument("--limit", type=int, default=100)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_jobs)
+
+    s = sub.add_parser("job", help="one job, with its whole result")
+    s.add_argument("id", type=int)
+    s.add_argument("--wait", type=_duration, help="wait up to this long for it to finish")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_job)
+
+    s = sub.add_parser("cancel", help="cancel a queued job")
+    s.add_argument("id", type=int)
+    s.set_defaults(func=cmd_cancel)
+
+    s = sub.add_parser(
+        "netconf",
+        help="run a NETCONF operation on a device (a job: deferred while the device is away)",
+    )
     s.add_argument("name")
+    s.add_argument(
+        "--wait",
+        nargs="?",
+        const=3600.0,
+        type=_duration,
+        help="wait for the result even if the device is away (up to TIMEOUT, default 1h)",
+    )
+    s.add_argument("--expires", type=_duration, help="give up if not run within this time")
+    s.add_argument("--after", type=_duration, help="do not run before this much time has passed")
     ops = s.add_subparsers(dest="operation", required=True)
     o = ops.add_parser("get")
     o.add_argument("--filter", help="subtree filter XML, or @file")
@@ -286,6 +438,10 @@ def build_parser() -> argparse.ArgumentParser:
         o.add_argument("--target", default="running")
     o = ops.add_parser("kill-session")
     o.add_argument("session_id", type=int)
+    o = ops.add_parser("commit-group", help="several edits as one candidate commit")
+    o.add_argument(
+        "--edit", action="append", required=True, help="content of <config>, or @file (repeat)"
+    )
     o = ops.add_parser("rpc", help="any operation, given as XML")
     o.add_argument("xml", help="the operation element (child of <rpc>), or @file")
     s.set_defaults(func=cmd_netconf)

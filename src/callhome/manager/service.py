@@ -8,6 +8,7 @@ refused key is turned away during the SSH key exchange, before any credential is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Coroutine, Mapping
@@ -16,15 +17,14 @@ from typing import Any
 from lxml import etree
 
 from callhome.config import DEFAULT_SSH_PORT, ManagerConfig, parse_hostport
-from callhome.errors import Conflict, DeviceOffline, NotFound, UnknownDevice
+from callhome.errors import Conflict, DeviceError, DeviceOffline, NotFound, UnknownDevice
 from callhome.identity import Identity
+from callhome.manager.jobs import Dispatcher, is_read_only
 from callhome.net.keys import ensure_key, load_private_key
-from callhome.net.netconf import XmlLike
 from callhome.net.reverse_ssh import ManagerSshSettings, ReverseSshListener
 from callhome.net.session import DeviceSession
-from callhome.proto.netconf import RpcReply
-from callhome.proto.netconf.messages import parse_xml
 from callhome.storage import Device, DeviceStatus, EventKind, Store
+from callhome.storage.jobs import Job
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class Manager:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: ReverseSshListener | None = None
         self.changed = asyncio.Condition()
+        self.jobs = Dispatcher(store, self._job_changed)
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> list[int]:
@@ -57,6 +58,9 @@ class Manager:
         await self.store.open()
         await self.store.mark_all_offline(time.time())
         self.devices = {d.fingerprint: d for d in await self.store.list_devices()}
+        recovered = await self.jobs.start()
+        if recovered:
+            log.info("recovered %d jobs that were running when the manager stopped", len(recovered))
         self._listener = ReverseSshListener(
             self,
             ManagerSshSettings(
@@ -79,6 +83,7 @@ class Manager:
     async def stop(self) -> None:
         if self._listener is not None:
             await self._listener.close()
+        await self.jobs.stop()
         for session in list(self.sessions.values()):
             session.close_transport()
         for task in list(self._tasks):
@@ -186,6 +191,7 @@ class Manager:
                 "session_id": session.netconf.session_id,
             },
         )
+        self.jobs.device_online(session)
 
     async def session_closed(self, session: DeviceSession) -> None:
         fp = session.fingerprint
@@ -240,6 +246,7 @@ class Manager:
         device = await self.store.device_by_name(name)
         if device is None:
             raise UnknownDevice(f"no device named {name!r}")
+        await self.store.cancel_device_jobs(name, time.time())
         await self.store.forget(name)
         self.devices.pop(device.fingerprint, None)
         session = self.sessions.get(device.fingerprint)
@@ -269,18 +276,79 @@ class Manager:
             raise DeviceOffline(f"device {device.name or name!r} is not connected")
         return session
 
-    async def netconf(self, name: str, operation: XmlLike, actor: str) -> RpcReply:
-        """Run one NETCONF operation on a connected device; audited. RpcError is raised."""
-        session = await self.session_for(name)
-        if isinstance(operation, etree._Element):
-            element = operation
-        else:
-            element = parse_xml(operation.encode() if isinstance(operation, str) else operation)
-        await self.store.record_audit(
+    # -- jobs ----------------------------------------------------------------------------
+    async def submit(
+        self,
+        name: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        actor: str,
+        *,
+        read_only: bool = False,
+        not_before: float | None = None,
+        expires: float | None = None,
+    ) -> Job:
+        """Queue one job for a device; it runs at once if the device is connected."""
+        device = await self.resolve(name)
+        if device.status is DeviceStatus.REFUSED:
+            raise DeviceError(f"device {name!r} is refused; approve it before sending it jobs")
+        if device.name is None:
+            raise DeviceError(f"device {name!r} is pending; approve it with a name first")
+        jobs = self.config.jobs
+        if expires is None and jobs.default_expiry:
+            expires = time.time() + jobs.default_expiry
+        job = await self.jobs.submit(
+            device.name,
+            kind,
+            payload,
             actor,
-            "netconf",
-            session.name,
-            time.time(),
-            {"operation": etree.QName(element).localname},
+            read_only=read_only,
+            not_before=not_before,
+            expires=expires,
+            max_queued=jobs.max_queued_per_device,
         )
-        return await session.netconf.rpc(element)
+        await self.store.record_audit(
+            actor, f"submit {kind}", device.name, time.time(), {"job": job.id, "kind": kind}
+        )
+        return job
+
+    async def submit_netconf(
+        self,
+        name: str,
+        operation: etree._Element,
+        actor: str,
+        *,
+        not_before: float | None = None,
+        expires: float | None = None,
+    ) -> Job:
+        xml = etree.tostring(operation).decode()
+        return await self.submit(
+            name,
+            "netconf",
+            {"operation": xml, "name": etree.QName(operation).localname},
+            actor,
+            read_only=is_read_only(operation),
+            not_before=not_before,
+            expires=expires,
+        )
+
+    def is_online(self, name: str) -> bool:
+        return name in self.jobs.workers
+
+    async def cancel_job(self, job_id: int, actor: str) -> Job:
+        job = await self.jobs.cancel(job_id)
+        await self.store.record_audit(actor, "cancel job", job.device, time.time(), {"job": job_id})
+        return job
+
+    async def _job_changed(self, job: Job) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def wait_for_events(self, after_id: int, timeout: float) -> None:
+        """Return when an event newer than ``after_id`` may exist, or at ``timeout``."""
+        newest = await self.store.list_events(after_id=after_id, limit=1)
+        if newest:
+            return
+        async with self.changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), timeout)

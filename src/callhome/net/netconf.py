@@ -148,19 +148,26 @@ class NetconfClient:
         if self._closed.done():
             raise SessionClosed(self._closed.result())
         message_id, data = self._core.rpc(operation)
-        fut: asyncio.Future[RpcReply] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[RpcReply] = loop.create_future()
         self._pending[message_id] = fut
         self._write(data)
         limit = timeout or self._timeout
+        # one timer handle per call: cheaper than asyncio.wait_for's task and timeout scope
+        timer = loop.call_later(limit, self._no_reply, message_id, limit)
         try:
-            return await asyncio.wait_for(fut, limit)
-        except TimeoutError:
-            # A device that stalls mid-reply leaves the stream in an unknown state (and a
-            # late reply would carry a message-id nobody waits for): end the session.
-            self._fail(f"no reply to message {message_id} within {limit:g}s")
-            raise
+            return await fut
         finally:
+            timer.cancel()
             self._pending.pop(message_id, None)
+
+    def _no_reply(self, message_id: str, limit: float) -> None:
+        """A device that stalls mid-reply leaves the stream in an unknown state (and a late
+        reply would carry a message-id nobody waits for): end the session."""
+        fut = self._pending.pop(message_id, None)
+        if fut is not None and not fut.done():
+            fut.set_exception(TimeoutError(f"no reply to message {message_id} within {limit:g}s"))
+        self._fail(f"no reply to message {message_id} within {limit:g}s")
 
     async def rpc(self, operation: XmlLike, timeout: float | None = None) -> RpcReply:
         """Send one RPC; raise RpcError if the reply holds an rpc-error of severity error."""

@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from callhome.storage.jobs import JobStore
 from callhome.storage.model import AuditEntry, Device, Event
 
 
-class Store(Protocol):
+class Store(JobStore, Protocol):
     """Devices and their identities, events and the audit log (jobs come later)."""
 
     async def open(self) -> None:
@@ -142,9 +143,11 @@ class Store(Protocol):
         after_id: int = 0,
         limit: int = 100,
         kinds: Sequence[str] | None = None,
+        newest: bool = False,
     ) -> list[Event]:
         """Up to ``limit`` events with id above ``after_id``, ascending, optionally only
-        those of one device (by name) and of the given kinds."""
+        those of one device (by name) and of the given kinds; with ``newest``, the last
+        ``limit`` of them (still ascending)."""
         ...
 
     async def record_audit(

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from callhome.errors import Conflict, NotFound
+from callhome.storage.memory_jobs import MemoryJobsMixin
 from callhome.storage.model import (
     AuditEntry,
     Device,
@@ -21,7 +22,7 @@ from callhome.storage.model import (
 )
 
 
-class MemoryStore:
+class MemoryStore(MemoryJobsMixin):
     """Devices, events and audit entries in dicts and lists."""
 
     def __init__(self) -> None:
@@ -30,6 +31,7 @@ class MemoryStore:
         self._names: dict[str, str] = {}
         self._events: list[Event] = []
         self._audit: list[AuditEntry] = []
+        super().__init__()
 
     async def open(self) -> None:
         return None
@@ -135,7 +137,7 @@ class MemoryStore:
     ) -> Device:
         device = self._get(fingerprint)
         if not device.approved:
-            pass
+            raise Conflict(f"device {fingerprint} is {device.status}, not approved")
         device = _to_status(device, DeviceStatus.ONLINE, now)
         return self._put(
             dataclasses.replace(
@@ -189,11 +191,15 @@ class MemoryStore:
         after_id: int = 0,
         limit: int = 100,
         kinds: Sequence[str] | None = None,
+        newest: bool = False,
     ) -> list[Event]:
+        if limit <= 0:
+            return []
         wanted = None if kinds is None else {str(k) for k in kinds}
         result: list[Event] = []
         # ids are list positions + 1: start right after ``after_id``.
-        for event in self._events[max(after_id, 0) :]:
+        candidates = self._events[max(after_id, 0) :]
+        for event in reversed(candidates) if newest else candidates:
             if len(result) >= limit:
                 break
             if device is not None and event.device != device:
@@ -201,6 +207,8 @@ class MemoryStore:
             if wanted is not None and event.kind not in wanted:
                 continue
             result.append(_copy_event(event))
+        if newest:
+            result.reverse()
         return result
 
     async def record_audit(

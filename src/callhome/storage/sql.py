@@ -28,7 +28,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -64,6 +64,7 @@ from callhome.storage.model import (
     json_detail,
 )
 from callhome.storage.schema import audit, devices, events, metadata
+from callhome.storage.sql_jobs import SqlJobsMixin
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -110,7 +111,7 @@ _MARK_OFFLINE = (
 _APPEND = {table: insert(table).returning(table.c.id) for table in (events, audit)}
 
 
-class SqlStore:
+class SqlStore(SqlJobsMixin):
     """A Store in the database at ``url`` (an SQLAlchemy URL)."""
 
     def __init__(self, url: str | URL) -> None:
@@ -126,7 +127,7 @@ class SqlStore:
         self._open = False
 
     @classmethod
-    def for_path(cls, path: str | os.PathLike[str]) -> SqlStore:
+    def for_path(cls, path: str | os.PathLike[str]) -> Self:
         """A Store in the SQLite file at ``path``."""
         return cls(URL.create("sqlite+pysqlite", database=os.fspath(path)))
 
@@ -248,11 +249,12 @@ class SqlStore:
         after_id: int = 0,
         limit: int = 100,
         kinds: Sequence[str] | None = None,
+        newest: bool = False,
     ) -> list[Event]:
         if limit <= 0:
             return []
         wanted = None if kinds is None else [str(k) for k in kinds]
-        return await self._run(_list_events, device, after_id, limit, wanted)
+        return await self._run(_list_events, device, after_id, limit, wanted, newest)
 
     async def record_audit(
         self,
@@ -522,18 +524,27 @@ def _append(conn: Connection, table: Table, values: dict[str, Any]) -> int:
 
 
 def _list_events(
-    conn: Connection, device: str | None, after_id: int, limit: int, kinds: list[str] | None
+    conn: Connection,
+    device: str | None,
+    after_id: int,
+    limit: int,
+    kinds: list[str] | None,
+    newest: bool = False,
 ) -> list[Event]:
     stmt = select(*_EVENT_COLUMNS).where(events.c.id > after_id)
     if device is not None:
         stmt = stmt.where(events.c.device == device)
     if kinds is not None:
         stmt = stmt.where(events.c.kind.in_(kinds))
-    stmt = stmt.order_by(events.c.id).limit(limit)
-    return [
+    order = events.c.id.desc() if newest else events.c.id
+    stmt = stmt.order_by(order).limit(limit)
+    found = [
         Event(id=i, time=float(t), kind=k, device=d, fingerprint=f, detail=detail)
         for i, t, k, d, f, detail in conn.execute(stmt)
     ]
+    if newest:
+        found.reverse()
+    return found
 
 
 def _list_audit(conn: Connection, after_id: int, limit: int) -> list[AuditEntry]:

@@ -105,3 +105,13 @@ async def test_audit(store: Store) -> None:
     assert await store.list_audit(limit=0) == []
     # Events and audit entries count apart.
     assert (await store.record_event("x", T0)).id == 1
+
+
+async def test_newest_events_come_last_in_ascending_order(store):
+    for n in range(5):
+        await store.record_event("connected", 1000.0 + n, device=f"d{n % 2}")
+    newest = await store.list_events(limit=2, newest=True)
+    assert [e.id for e in newest] == [4, 5]
+    of_d0 = await store.list_events(device="d0", limit=2, newest=True)
+    assert [e.device for e in of_d0] == ["d0", "d0"] and of_d0[0].id < of_d0[1].id
+    assert await store.list_events(limit=0, newest=True) == []

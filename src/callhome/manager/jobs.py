@@ -1,0 +1,316 @@
+"""Dispatch: every job runs on its device when the device is there, in order.
+
+One worker per connected device drains that device's queue, oldest first, before anything
+else is sent to it. A job that only reads may run beside the read-only jobs before it; a
+write waits until every job before it has finished and runs alone. Jobs of different
+devices run concurrently. The Store holds every state change (and its event) durably, so
+that a manager killed at any instant loses no job and applies none twice (see
+``callhome.storage.jobs`` for the rules).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from lxml import etree
+
+from callhome.errors import ErrorSeverity, RpcError, SessionClosed
+from callhome.net.session import DeviceSession
+from callhome.proto.netconf import RpcReply, messages
+from callhome.proto.netconf.messages import parse_xml
+from callhome.storage import Store
+from callhome.storage.jobs import Job, JobInput, after_interruption
+
+log = logging.getLogger(__name__)
+
+MAX_READS_IN_FLIGHT = 8
+"""Read-only jobs one device may have running at once."""
+
+CAP_CANDIDATE = "urn:ietf:params:netconf:capability:candidate:1.0"
+CAP_CONFIRMED = "urn:ietf:params:netconf:capability:confirmed-commit:1.1"
+
+READ_ONLY_OPERATIONS = frozenset({"get", "get-config", "get-schema", "validate"})
+
+Notify = Callable[[Job], Awaitable[None]]
+
+
+def is_read_only(operation: etree._Element) -> bool:
+    return etree.QName(operation).localname in READ_ONLY_OPERATIONS
+
+
+def reply_result(reply: RpcReply) -> dict[str, Any]:
+    """A reply as stored in a job: the XML whole, and the errors with every field."""
+    return {
+        "reply": reply.xml.decode("utf-8", "replace"),
+        "errors": [error_json(e) for e in reply.errors],
+    }
+
+
+def error_json(error: Any) -> dict[str, Any]:
+    return {
+        "type": error.type.value,
+        "tag": error.tag.value,
+        "severity": error.severity.value,
+        "app_tag": error.app_tag,
+        "path": error.path,
+        "message": error.message,
+        "info": error.info,
+        "info_items": dict(error.info_items),
+    }
+
+
+class _Interrupted(Exception):
+    """The session ended under a job; ``sent`` says whether its request had left."""
+
+    def __init__(self, sent: bool, reason: str) -> None:
+        super().__init__(reason)
+        self.sent = sent
+
+
+class DeviceWorker:
+    """Drains one device's queue over one session."""
+
+    def __init__(self, dispatcher: Dispatcher, session: DeviceSession) -> None:
+        self.dispatcher = dispatcher
+        self.session = session
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        store = self.dispatcher.store
+        name = self.session.name
+        reads: set[asyncio.Task[None]] = set()
+        try:
+            while not self.session.closed.is_set():
+                self.wakeup.clear()
+                only_reads = bool(reads)
+                if len(reads) >= MAX_READS_IN_FLIGHT:
+                    job = None
+                else:
+                    job = await store.claim_next_job(name, time.time(), read_only_only=only_reads)
+                if job is None:
+                    if reads:
+                        waiters: set[asyncio.Future[Any]] = {*reads, self._wakeup_task()}
+                        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                        reads -= done
+                        for task in waiters - done - reads:
+                            task.cancel()
+                        continue
+                    await self._sleep_until_work(name)
+                    continue
+                await self.dispatcher.notify(job)
+                if job.read_only:
+                    task = asyncio.create_task(self._run_job(job))
+                    reads.add(task)
+                else:
+                    await self._run_job(job)
+        finally:
+            for task in reads:
+                task.cancel()
+            await asyncio.gather(*reads, return_exceptions=True)
+
+    def _wakeup_task(self) -> asyncio.Task[Any]:
+        return asyncio.create_task(self.wakeup.wait())
+
+    async def _sleep_until_work(self, name: str) -> None:
+        delay = 3600.0
+        nxt = await self.dispatcher.store.next_not_before(name, time.time())
+        if nxt is not None:
+            delay = max(0.0, min(delay, nxt - time.time()))
+        closed = asyncio.create_task(self.session.closed.wait())
+        woken = self._wakeup_task()
+        try:
+            await asyncio.wait({closed, woken}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            woken.cancel()
+
+    async def _run_job(self, job: Job) -> None:
+        store = self.dispatcher.store
+        try:
+            event, result = await self._execute(job)
+        except _Interrupted as exc:
+            event = (
+                after_interruption(job.read_only, job.retry_safe) if exc.sent else JobInput.REQUEUE
+            )
+            result = {"interrupted": str(exc)}
+        except Exception as exc:  # a bug must not strand the job in running
+            log.exception("job %d failed unexpectedly", job.id)
+            event, result = JobInput.FAIL, {"error": f"{type(exc).__name__}: {exc}"}
+        finished = await store.finish_job(job.id, event, time.time(), result)
+        await self.dispatcher.job_changed(finished)
+
+    async def _send(self, operation: etree._Element) -> RpcReply:
+        netconf = self.session.netconf
+        if netconf.closed:
+            raise _Interrupted(False, netconf.close_reason or "session closed")
+        try:
+            return await netconf.rpc_reply(operation)
+        except SessionClosed as exc:
+            raise _Interrupted(True, str(exc)) from None
+        except TimeoutError:
+            raise _Interrupted(True, "no reply in time") from None
+
+    async def _execute(self, job: Job) -> tuple[JobInput, dict[str, Any]]:
+        if job.kind == "netconf":
+            reply = await self._send(parse_xml(str(job.payload["operation"]).encode()))
+            return (JobInput.SUCCEED if reply.ok else JobInput.FAIL), reply_result(reply)
+        if job.kind == "netconf-group":
+            return await self._execute_group(job)
+        return JobInput.FAIL, {"error": f"unknown job kind {job.kind!r}"}
+
+    async def _execute_group(self, job: Job) -> tuple[JobInput, dict[str, Any]]:
+        """Several edits as one candidate commit: all or nothing."""
+        caps = set(self.session.capabilities)
+        if CAP_CANDIDATE not in caps:
+            return JobInput.FAIL, {"error": "the device does not support :candidate"}
+        edits = list(job.payload["edits"])
+        steps: list[dict[str, Any]] = []
+
+        async def step(op: etree._Element) -> RpcReply:
+            reply = await self._send(op)
+            steps.append(reply_result(reply))
+            if not reply.ok:
+                raise RpcError(
+                    [e for e in reply.errors if e.severity is ErrorSeverity.ERROR],
+                    reply.xml.decode("utf-8", "replace"),
+                )
+            return reply
+
+        locked = False
+        try:
+            await step(messages.op_lock("candidate"))
+            locked = True
+            await step(messages.op_discard_changes())
+            for config in edits:
+                await step(messages.op_edit_config("candidate", str(config)))
+            await step(messages.op_commit())
+            await step(messages.op_unlock("candidate"))
+            locked = False
+        except RpcError as exc:
+            await self._abandon(locked)
+            return JobInput.FAIL, {"steps": steps, "errors": [error_json(e) for e in exc.errors]}
+        return JobInput.SUCCEED, {"steps": steps}
+
+    async def _abandon(self, locked: bool) -> None:
+        if not locked:
+            return
+        for op in (messages.op_discard_changes(), messages.op_unlock("candidate")):
+            try:
+                await self._send(op)
+            except _Interrupted:
+                return
+
+
+class Dispatcher:
+    """The manager's job service: submit, wait, cancel; and a worker per connected device."""
+
+    def __init__(self, store: Store, notify: Notify) -> None:
+        self.store = store
+        self.notify = notify
+        self.workers: dict[str, DeviceWorker] = {}
+        self._waiters: dict[int, list[asyncio.Future[Job]]] = {}
+        self._expiry: asyncio.Task[None] | None = None
+
+    async def start(self, expiry_interval: float = 1.0) -> list[Job]:
+        """Recover what a crash left running, and start the expiry timer."""
+        recovered = await self.store.recover_jobs(time.time())
+        self._expiry = asyncio.create_task(self._expire_loop(expiry_interval))
+        return recovered
+
+    async def stop(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        workers = [w.task for w in self.workers.values() if w.task is not None]
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self.workers.clear()
+
+    async def _expire_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                for job in await self.store.expire_jobs(time.time()):
+                    await self.job_changed(job)
+            except Exception:
+                log.exception("expiring jobs failed")
+
+    async def job_changed(self, job: Job) -> None:
+        if job.final:
+            for fut in self._waiters.pop(job.id, []):
+                if not fut.done():
+                    fut.set_result(job)
+        await self.notify(job)
+
+    def device_online(self, session: DeviceSession) -> None:
+        old = self.workers.get(session.name)
+        if old is not None and old.task is not None:
+            old.task.cancel()
+        worker = DeviceWorker(self, session)
+        self.workers[session.name] = worker
+        worker.task = asyncio.create_task(worker.run())
+        worker.task.add_done_callback(lambda _t: self._worker_done(worker))
+
+    def _worker_done(self, worker: DeviceWorker) -> None:
+        if self.workers.get(worker.session.name) is worker:
+            del self.workers[worker.session.name]
+
+    def poke(self, device: str) -> None:
+        worker = self.workers.get(device)
+        if worker is not None:
+            worker.wakeup.set()
+
+    async def submit(
+        self,
+        device: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        actor: str,
+        *,
+        read_only: bool = False,
+        not_before: float | None = None,
+        expires: float | None = None,
+        max_queued: int | None = None,
+    ) -> Job:
+        job = await self.store.enqueue_job(
+            device,
+            kind,
+            payload,
+            actor=actor,
+            now=time.time(),
+            read_only=read_only,
+            not_before=not_before,
+            expires=expires,
+            max_queued=max_queued,
+        )
+        await self.notify(job)
+        self.poke(device)
+        return job
+
+    async def wait(self, job_id: int, timeout: float) -> Job:
+        """The job once final, or as it stands when ``timeout`` runs out."""
+        fut: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(job_id, []).append(fut)
+        job = await self.store.get_job(job_id)
+        if job.final:
+            return job
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return await self.store.get_job(job_id)
+        finally:
+            waiters = self._waiters.get(job_id)
+            if waiters is not None and fut in waiters:
+                waiters.remove(fut)
+                if not waiters:
+                    del self._waiters[job_id]
+
+    async def cancel(self, job_id: int) -> Job:
+        job = await self.store.cancel_job(job_id, time.time())
+        await self.job_changed(job)
+        return job
