@@ -108,6 +108,10 @@ class Manager:
         await self.store.record_event(
             kind, time.time(), device=device, fingerprint=fingerprint, detail=detail
         )
+        await self._wake_followers()
+
+    async def _wake_followers(self) -> None:
+        """Wake API clients that wait for new events."""
         async with self.changed:
             self.changed.notify_all()
 
@@ -180,17 +184,13 @@ class Manager:
             address=session.address,
             orientation=session.orientation.value,
             capabilities=session.capabilities,
-        )
-        await self._event(
-            EventKind.CONNECTED,
-            device=device.name,
-            fingerprint=fp,
             detail={
                 "address": session.address,
                 "orientation": session.orientation.value,
                 "session_id": session.netconf.session_id,
             },
         )
+        await self._wake_followers()
         self.jobs.device_online(session)
 
     async def session_closed(self, session: DeviceSession) -> None:
@@ -198,14 +198,18 @@ class Manager:
         if self.sessions.get(fp) is not session:
             return
         del self.sessions[fp]
+        detail = {"reason": session.close_reason, "address": session.address}
         if fp in self.devices:
-            self.devices[fp] = await self.store.mark_offline(fp, time.time())
-        await self._event(
-            EventKind.DISCONNECTED,
-            device=session.name,
-            fingerprint=fp,
-            detail={"reason": session.close_reason, "address": session.address},
-        )
+            self.devices[fp] = await self.store.mark_offline(fp, time.time(), detail=detail)
+        else:  # forgotten while connected
+            await self.store.record_event(
+                EventKind.DISCONNECTED,
+                time.time(),
+                device=session.name,
+                fingerprint=fp,
+                detail=detail,
+            )
+        await self._wake_followers()
 
     # -- operator actions (each audited) -----------------------------------------------------
     async def approve(self, fingerprint: str, name: str, actor: str) -> Device:
@@ -341,8 +345,7 @@ class Manager:
         return job
 
     async def _job_changed(self, job: Job) -> None:
-        async with self.changed:
-            self.changed.notify_all()
+        await self._wake_followers()
 
     async def wait_for_events(self, after_id: int, timeout: float) -> None:
         """Return when an event newer than ``after_id`` may exist, or at ``timeout``."""

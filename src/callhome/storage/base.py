@@ -104,17 +104,22 @@ class Store(JobStore, Protocol):
         address: str | None,
         orientation: str,
         capabilities: Sequence[str],
+        detail: Mapping[str, Any] | None = None,
     ) -> Device:
         """An approved device has connected: ONLINE, seen at ``now``, connection facts kept.
 
+        With ``detail``, the ``connected`` event is recorded in the same transaction.
         Raises NotFound if the fingerprint is unknown, Conflict if it is not approved.
         """
         ...
 
-    async def mark_offline(self, fingerprint: str, now: float) -> Device:
+    async def mark_offline(
+        self, fingerprint: str, now: float, *, detail: Mapping[str, Any] | None = None
+    ) -> Device:
         """The device's connection ended: an ONLINE device becomes OFFLINE, seen at ``now``.
 
-        A device that was not ONLINE is returned unchanged. Raises NotFound if unknown.
+        A device that was not ONLINE is returned unchanged. With ``detail``, the
+        ``disconnected`` event is recorded in the same transaction. NotFound if unknown.
         """
         ...
 

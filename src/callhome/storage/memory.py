@@ -18,6 +18,7 @@ from callhome.storage.model import (
     Device,
     DeviceStatus,
     Event,
+    EventKind,
     json_detail,
 )
 
@@ -134,12 +135,13 @@ class MemoryStore(MemoryJobsMixin):
         address: str | None,
         orientation: str,
         capabilities: Sequence[str],
+        detail: Mapping[str, Any] | None = None,
     ) -> Device:
         device = self._get(fingerprint)
         if not device.approved:
             raise Conflict(f"device {fingerprint} is {device.status}, not approved")
         device = _to_status(device, DeviceStatus.ONLINE, now)
-        return self._put(
+        device = self._put(
             dataclasses.replace(
                 device,
                 last_seen=now,
@@ -148,13 +150,28 @@ class MemoryStore(MemoryJobsMixin):
                 capabilities=tuple(capabilities),
             )
         )
+        if detail is not None:
+            await self.record_event(
+                EventKind.CONNECTED, now, device=device.name, fingerprint=fingerprint, detail=detail
+            )
+        return device
 
-    async def mark_offline(self, fingerprint: str, now: float) -> Device:
+    async def mark_offline(
+        self, fingerprint: str, now: float, *, detail: Mapping[str, Any] | None = None
+    ) -> Device:
         device = self._get(fingerprint)
-        if device.status is not DeviceStatus.ONLINE:
-            return device
-        device = _to_status(device, DeviceStatus.OFFLINE, now)
-        return self._put(dataclasses.replace(device, last_seen=now))
+        if device.status is DeviceStatus.ONLINE:
+            device = _to_status(device, DeviceStatus.OFFLINE, now)
+            device = self._put(dataclasses.replace(device, last_seen=now))
+        if detail is not None:
+            await self.record_event(
+                EventKind.DISCONNECTED,
+                now,
+                device=device.name,
+                fingerprint=fingerprint,
+                detail=detail,
+            )
+        return device
 
     async def mark_all_offline(self, now: float) -> int:
         online = [d for d in self._devices.values() if d.status is DeviceStatus.ONLINE]

@@ -61,6 +61,7 @@ from callhome.storage.model import (
     Device,
     DeviceStatus,
     Event,
+    EventKind,
     json_detail,
 )
 from callhome.storage.schema import audit, devices, events, metadata
@@ -210,13 +211,18 @@ class SqlStore(SqlJobsMixin):
         address: str | None,
         orientation: str,
         capabilities: Sequence[str],
+        detail: Mapping[str, Any] | None = None,
     ) -> Device:
+        event = None if detail is None else json_detail(detail)
         return await self._run(
-            _mark_online, fingerprint, now, address, orientation, list(capabilities)
+            _mark_online, fingerprint, now, address, orientation, list(capabilities), event
         )
 
-    async def mark_offline(self, fingerprint: str, now: float) -> Device:
-        return await self._run(_mark_offline, fingerprint, now)
+    async def mark_offline(
+        self, fingerprint: str, now: float, *, detail: Mapping[str, Any] | None = None
+    ) -> Device:
+        event = None if detail is None else json_detail(detail)
+        return await self._run(_mark_offline, fingerprint, now, event)
 
     async def mark_all_offline(self, now: float) -> int:
         return await self._run(_mark_all_offline, now)
@@ -487,6 +493,7 @@ def _mark_online(
     address: str | None,
     orientation: str,
     capabilities: list[str],
+    event: dict[str, Any] | None = None,
 ) -> Device:
     params = {
         "p_fingerprint": fingerprint,
@@ -496,16 +503,37 @@ def _mark_online(
         "p_capabilities": capabilities,
     }
     device = _one_device(conn, _MARK_ONLINE, params)
-    if device is not None:
-        return device
-    device = _get(conn, fingerprint)
-    raise Conflict(f"device {fingerprint} is {device.status}, not approved")
+    if device is None:
+        device = _get(conn, fingerprint)
+        raise Conflict(f"device {fingerprint} is {device.status}, not approved")
+    if event is not None:
+        _status_event(conn, EventKind.CONNECTED, device, now, event)
+    return device
 
 
-def _mark_offline(conn: Connection, fingerprint: str, now: float) -> Device:
+def _mark_offline(
+    conn: Connection, fingerprint: str, now: float, event: dict[str, Any] | None = None
+) -> Device:
     device = _one_device(conn, _MARK_OFFLINE, {"p_fingerprint": fingerprint, "p_now": now})
     # No row comes back when the device was not online: it is left as it is.
-    return device or _get(conn, fingerprint)
+    device = device or _get(conn, fingerprint)
+    if event is not None:
+        _status_event(conn, EventKind.DISCONNECTED, device, now, event)
+    return device
+
+
+def _status_event(
+    conn: Connection, kind: str, device: Device, now: float, detail: dict[str, Any]
+) -> None:
+    """The connected/disconnected event, in the same transaction as the status change."""
+    values = {
+        "time": now,
+        "kind": str(kind),
+        "device": device.name,
+        "fingerprint": device.fingerprint,
+        "detail": detail,
+    }
+    _append(conn, events, values)
 
 
 def _mark_all_offline(conn: Connection, now: float) -> int:

@@ -300,3 +300,24 @@ async def test_times_are_floats(store: Store) -> None:
         assert type(value) is float
     await store.record_event("connected", 1_700_000_002.0, device="a")
     assert type((await store.list_events())[0].time) is float
+
+
+async def test_status_changes_can_carry_their_event(store: Store) -> None:
+    fp = "SHA256:" + "e" * 43
+    await store.pre_approve(fp, "ssh-ed25519", "edge", 1.0)
+    await store.mark_online(
+        fp,
+        2.0,
+        address="127.0.0.1:1",
+        orientation="reverse-ssh",
+        capabilities=["c"],
+        detail={"session_id": 7},
+    )
+    await store.mark_offline(fp, 3.0, detail={"reason": "gone"})
+    await store.mark_offline(fp, 4.0)  # no detail: no event
+    events = await store.list_events(device="edge")
+    assert [(e.kind, e.time, e.fingerprint) for e in events] == [
+        ("connected", 2.0, fp),
+        ("disconnected", 3.0, fp),
+    ]
+    assert events[0].detail == {"session_id": 7} and events[1].detail == {"reason": "gone"}
