@@ -157,3 +157,32 @@ def test_offline_and_unknown_devices_give_clear_errors(manager):
         manager.url + "/v1/devices", headers={"Authorization": "Bearer wrong"}, timeout=10
     )
     assert wrong.status_code == 401
+
+
+def test_credentials_are_chosen_by_device_key(tmp_path):
+    """RFC 8071 C7: the key the manager presents depends on which device called."""
+    from callhome.net.keys import ensure_key, public_line
+    from harness import AgentProc
+
+    manager = ManagerProc(tmp_path / "mgr")
+    ops_key = ensure_key(manager.directory / "ops_key")
+    with open(manager.directory / "manager.toml", "a") as f:
+        f.write('\n[manager.credentials.ops]\nkey = "ops_key"\n')
+    manager.start()
+    agent = AgentProc(
+        tmp_path / "dev", [f"127.0.0.1:{manager.port}"], [public_line(ops_key)]
+    ).start()
+    try:
+        # with the default key the device refuses the manager: an auth failure is recorded
+        assert manager.cli("approve", agent.fingerprint, "--name", "dev1").returncode == 0
+        wait_until(lambda: any(e["kind"] == "auth-failed" for e in manager.events()))
+        assert manager.status(agent.fingerprint) == "offline"
+        unknown = manager.cli("approve", agent.fingerprint, "--name", "dev1", "--credential", "x")
+        assert unknown.returncode == 1 and "no credential named 'x'" in unknown.stderr
+        chosen = manager.cli("approve", agent.fingerprint, "--name", "dev1", "--credential", "ops")
+        assert chosen.returncode == 0, chosen.stderr
+        wait_until(lambda: manager.status(agent.fingerprint) == "online")
+        assert manager.devices()[agent.fingerprint]["credential"] == "ops"
+    finally:
+        agent.stop()
+        manager.stop()

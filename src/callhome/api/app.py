@@ -75,6 +75,7 @@ def device_json(d: Device) -> dict[str, Any]:
         "last_seen": d.last_seen,
         "orientation": d.orientation,
         "capabilities": list(d.capabilities),
+        "credential": d.credential,
     }
 
 
@@ -91,6 +92,9 @@ def event_json(e: Event) -> dict[str, Any]:
 
 class ApproveBody(BaseModel):
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    credential: str | None = Field(
+        None, description="Credential set to present to this device (default: the manager key)."
+    )
 
 
 class NetconfBody(BaseModel):
@@ -224,7 +228,7 @@ def create_app(manager: Manager, token: str) -> FastAPI:
 
     @app.post("/v1/devices/{fingerprint:path}/approve")
     async def approve(fingerprint: str, body: ApproveBody, who: Actor) -> dict[str, Any]:
-        return device_json(await manager.approve(fingerprint, body.name, who))
+        return device_json(await manager.approve(fingerprint, body.name, who, body.credential))
 
     @app.post("/v1/devices/{fingerprint:path}/reject")
     async def reject(fingerprint: str, who: Actor) -> dict[str, Any]:

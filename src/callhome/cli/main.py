@@ -80,7 +80,8 @@ def cmd_devices(api: Api, args: argparse.Namespace) -> int:
 
 
 def cmd_approve(api: Api, args: argparse.Namespace) -> int:
-    d = api.call("POST", f"/v1/devices/{args.fingerprint}/approve", json={"name": args.name})
+    body = {"name": args.name, "credential": args.credential}
+    d = api.call("POST", f"/v1/devices/{args.fingerprint}/approve", json=body)
     print(f"approved {d['fingerprint']} as {d['name']}")
     return EXIT_OK
 
@@ -359,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("approve", help="bind a device key to a name")
     s.add_argument("fingerprint")
     s.add_argument("--name", required=True)
+    s.add_argument(
+        "--credential", help="credential set (manager.credentials) to present to this device"
+    )
     s.set_defaults(func=cmd_approve)
 
     s = sub.add_parser("reject", help="refuse a device key")

@@ -17,7 +17,14 @@ from typing import Any
 from lxml import etree
 
 from callhome.config import DEFAULT_SSH_PORT, ManagerConfig, parse_hostport
-from callhome.errors import Conflict, DeviceError, DeviceOffline, NotFound, UnknownDevice
+from callhome.errors import (
+    ConfigError,
+    Conflict,
+    DeviceError,
+    DeviceOffline,
+    NotFound,
+    UnknownDevice,
+)
 from callhome.identity import Identity
 from callhome.manager.jobs import Dispatcher, is_read_only
 from callhome.net.keys import ensure_key, load_private_key
@@ -154,9 +161,11 @@ class Manager:
         )
         log.info("unknown device %s from %s recorded as pending", identity, address)
 
-    def handshake_failed(self, address: str, identity: Identity | None, reason: str) -> None:
+    def handshake_failed(
+        self, address: str, identity: Identity | None, reason: str, *, auth: bool = False
+    ) -> None:
         device = self.devices.get(identity.fingerprint) if identity else None
-        kind = EventKind.AUTH_FAILED if "auth" in reason.lower() else EventKind.PROTOCOL_ERROR
+        kind = EventKind.AUTH_FAILED if auth else EventKind.PROTOCOL_ERROR
         self._spawn(
             self._event(
                 kind,
@@ -212,15 +221,28 @@ class Manager:
         await self._wake_followers()
 
     # -- operator actions (each audited) -----------------------------------------------------
-    async def approve(self, fingerprint: str, name: str, actor: str) -> Device:
-        """Bind a key to a name: a pending device, or one not seen yet (pre-approval)."""
+    async def approve(
+        self, fingerprint: str, name: str, actor: str, credential: str | None = None
+    ) -> Device:
+        """Bind a key to a name: a pending device, or one not seen yet (pre-approval).
+
+        ``credential`` names the credential set the manager presents to this device
+        (RFC 8071 C7); None is the default key.
+        """
+        if credential is not None and credential not in self.config.manager.credentials:
+            raise ConfigError(
+                f"no credential named {credential!r} in the manager's configuration "
+                f"(known: {', '.join(sorted(self.config.manager.credentials)) or 'none'})"
+            )
         now = time.time()
         try:
             try:
-                device = await self.store.approve(fingerprint, name, now)
+                device = await self.store.approve(fingerprint, name, now, credential=credential)
             except NotFound:
                 # known in advance, before it ever called: bound now, admitted on first call
-                device = await self.store.pre_approve(fingerprint, "", name, now)
+                device = await self.store.pre_approve(
+                    fingerprint, "", name, now, credential=credential
+                )
         except Conflict:
             holder = await self.store.device_by_name(name)
             await self._event(
@@ -231,7 +253,9 @@ class Manager:
             )
             raise
         self.devices[fingerprint] = device
-        await self.store.record_audit(actor, "approve", name, now, {"fingerprint": fingerprint})
+        await self.store.record_audit(
+            actor, "approve", name, now, {"fingerprint": fingerprint, "credential": credential}
+        )
         await self._event(EventKind.APPROVED, device=name, fingerprint=fingerprint)
         return device
 

@@ -232,7 +232,12 @@ class ReverseSshListener:
         client = conn.get_owner()
         if isinstance(client, _ManagerSshClient) and not client.refused:
             client.refused = True
-            self.admission.handshake_failed(client.address, client.identity, str(exc))
+            self.admission.handshake_failed(
+                client.address,
+                client.identity,
+                str(exc),
+                auth=isinstance(exc, asyncssh.PermissionDenied),
+            )
 
     async def _accepted(self, conn: asyncssh.SSHClientConnection) -> None:
         client = conn.get_owner()

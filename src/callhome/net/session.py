@@ -69,7 +69,12 @@ class Admission(Protocol):
         """
         ...
 
-    def handshake_failed(self, address: str, identity: Identity | None, reason: str) -> None: ...
+    def handshake_failed(
+        self, address: str, identity: Identity | None, reason: str, *, auth: bool = False
+    ) -> None:
+        """A connection ended before it became a session; ``auth`` when authentication
+        (ours toward the device, or the device's) is what failed."""
+        ...
 
     def session_ready(self, session: DeviceSession) -> Awaitable[None]: ...
 

@@ -32,6 +32,7 @@ class Recorder:
         self.allowed = allowed
         self.refused: list[Identity] = []
         self.failures: list[str] = []
+        self.auth_failures: list[str] = []
         self.ready: asyncio.Queue[DeviceSession] = asyncio.Queue()
         self.closed: asyncio.Queue[DeviceSession] = asyncio.Queue()
 
@@ -41,8 +42,12 @@ class Recorder:
         self.refused.append(identity)
         return None
 
-    def handshake_failed(self, address: str, identity: Identity | None, reason: str) -> None:
+    def handshake_failed(
+        self, address: str, identity: Identity | None, reason: str, *, auth: bool = False
+    ) -> None:
         self.failures.append(reason)
+        if auth:
+            self.auth_failures.append(reason)
 
     async def session_ready(self, session: DeviceSession) -> None:
         await self.ready.put(session)
@@ -142,6 +147,11 @@ async def test_device_refuses_a_manager_with_another_key(manager):
     with pytest.raises((asyncssh.Error, OSError)):
         await asyncio.wait_for(dial_reverse_ssh("127.0.0.1", port, dev), 10)
     assert recorder.ready.empty()
+    for _ in range(100):
+        if recorder.auth_failures:
+            break
+        await asyncio.sleep(0.05)
+    assert recorder.auth_failures
 
 
 class GarbageHandler(EchoHandler):
@@ -242,3 +252,50 @@ async def test_device_that_stalls_mid_reply_is_disconnected(manager):
     closed = await asyncio.wait_for(recorder.closed.get(), 10)
     assert closed is session
     await asyncio.wait_for(stalled.wait_closed(), 10)
+
+
+async def test_ipv6_loopback_works_both_ways():
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    recorder = Recorder(set())
+    listener = ReverseSshListener(
+        recorder,
+        ManagerSshSettings(username="m", credentials={"": key}, keepalive=KEEP, algorithms=ALGS),
+    )
+    try:
+        port = await listener.listen("::1", 0)
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    dev = device(key)
+    recorder.allowed.add(identity_of(dev.host_key).fingerprint)
+    conn = await dial_reverse_ssh("::1", port, dev)
+    session = await asyncio.wait_for(recorder.ready.get(), 10)
+    assert session.address.startswith("[::1]:")
+    conn.close()
+    await listener.close()
+
+
+async def test_device_drops_a_manager_that_never_authenticates():
+    """RFC 8071 S5: the device closes if the manager has not authenticated in time."""
+    accepted: asyncio.Queue[asyncio.StreamReader] = asyncio.Queue()
+
+    async def silent_manager(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accepted.put(reader)
+        await reader.read()  # says nothing, reads until the device hangs up
+        writer.close()
+
+    server = await asyncio.start_server(silent_manager, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    dev = DeviceSshSettings(
+        host_key=asyncssh.generate_private_key("ssh-ed25519"),
+        manager_keys=[asyncssh.generate_private_key("ssh-ed25519")],
+        handler=EchoHandler(),  # type: ignore[arg-type]
+        auth_timeout=0.5,
+        keepalive=KEEP,
+        algorithms=ALGS,
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises((asyncssh.Error, OSError, asyncio.IncompleteReadError)):
+        await asyncio.wait_for(dial_reverse_ssh("127.0.0.1", port, dev), 10)
+    assert loop.time() - started < 9  # ended by the device's own timer, not by wait_for
+    server.close()
