@@ -23,7 +23,7 @@ from callhome.net.session import DeviceSession
 from callhome.proto.netconf import RpcReply, messages
 from callhome.proto.netconf.messages import parse_xml
 from callhome.storage import Store
-from callhome.storage.jobs import Job, JobInput, after_interruption
+from callhome.storage.jobs import Job, JobInput, JobState, after_interruption
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class DeviceWorker:
             while not self.session.closed.is_set():
                 self.wakeup.clear()
                 only_reads = bool(reads)
-                if len(reads) >= MAX_READS_IN_FLIGHT:
+                if len(reads) >= MAX_READS_IN_FLIGHT or name not in self.dispatcher.has_work:
                     job = None
                 else:
                     job = await store.claim_next_job(name, time.time(), read_only_only=only_reads)
@@ -118,9 +118,13 @@ class DeviceWorker:
 
     async def _sleep_until_work(self, name: str) -> None:
         delay = 3600.0
-        nxt = await self.dispatcher.store.next_not_before(name, time.time())
-        if nxt is not None:
-            delay = max(0.0, min(delay, nxt - time.time()))
+        if name in self.dispatcher.has_work:
+            # Taken out first: a job submitted during the query puts it back (and wakes us).
+            self.dispatcher.has_work.discard(name)
+            nxt = await self.dispatcher.store.next_not_before(name, time.time())
+            if nxt is not None:
+                self.dispatcher.has_work.add(name)
+                delay = max(0.0, min(delay, nxt - time.time()))
         closed = asyncio.create_task(self.session.closed.wait())
         woken = self._wakeup_task()
         try:
@@ -213,12 +217,18 @@ class Dispatcher:
         self.store = store
         self.notify = notify
         self.workers: dict[str, DeviceWorker] = {}
+        self.has_work: set[str] = set()
+        """Devices that may have queued jobs: a device not in it costs no query on connect."""
         self._waiters: dict[int, list[asyncio.Future[Job]]] = {}
         self._expiry: asyncio.Task[None] | None = None
 
     async def start(self, expiry_interval: float = 1.0) -> list[Job]:
         """Recover what a crash left running, and start the expiry timer."""
         recovered = await self.store.recover_jobs(time.time())
+        after = 0
+        while page := await self.store.list_jobs(state=JobState.QUEUED, after_id=after, limit=1000):
+            self.has_work.update(job.device for job in page)
+            after = page[-1].id
         self._expiry = asyncio.create_task(self._expire_loop(expiry_interval))
         return recovered
 
@@ -288,6 +298,7 @@ class Dispatcher:
             expires=expires,
             max_queued=max_queued,
         )
+        self.has_work.add(device)
         await self.notify(job)
         self.poke(device)
         return job
