@@ -207,6 +207,31 @@ def test_manager_manages_netconfd_behind_sshd(
         # and the session goes on after it
         assert "<ok/>" in netconf(manager, "rpc", f'<discard-changes xmlns="{BASE_NS}"/>')
 
+        # a job group: several edits as one candidate commit, all or nothing
+        def host(name: str, op: str = "merge") -> str:
+            return (
+                f'<system xmlns="{SYSTEM_NS}" xmlns:nc="{BASE_NS}">'
+                f'<hostname nc:operation="{op}">{name}</hostname></system>'
+            )
+
+        group = manager.cli(
+            "netconf", "yuma", "commit-group", "--edit", host("grp-a"), "--edit", host("grp-b")
+        )
+        assert group.returncode == 0, group.stderr
+        read = f'<system xmlns="{SYSTEM_NS}"><hostname/></system>'
+        assert "<hostname>grp-b</hostname>" in netconf(manager, "get-config", "--filter", read)
+        broken = manager.cli(
+            "netconf",
+            "yuma",
+            "commit-group",
+            "--edit",
+            host("never"),
+            "--edit",
+            host("twice", "create"),
+        )
+        assert broken.returncode == 1 and "data-exists" in broken.stderr, broken.stderr
+        assert "<hostname>grp-b</hostname>" in netconf(manager, "get-config", "--filter", read)
+
         kinds = [e["kind"] for e in manager.events(device="yuma")]
         assert "connected" in kinds
     finally:

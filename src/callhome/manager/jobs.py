@@ -33,6 +33,9 @@ MAX_READS_IN_FLIGHT = 8
 CAP_CANDIDATE = "urn:ietf:params:netconf:capability:candidate:1.0"
 CAP_CONFIRMED = "urn:ietf:params:netconf:capability:confirmed-commit:1.1"
 
+CONFIRM_TIMEOUT = 120
+"""Seconds a group's confirmed commit waits for its confirm before the device rolls back."""
+
 READ_ONLY_OPERATIONS = frozenset({"get", "get-config", "get-schema", "validate"})
 
 Notify = Callable[[Job], Awaitable[None]]
@@ -192,6 +195,13 @@ class DeviceWorker:
             await step(messages.op_discard_changes())
             for config in edits:
                 await step(messages.op_edit_config("candidate", str(config)))
+            if CAP_CONFIRMED in caps:
+                # Between the confirmed commit and its confirm, a crash is harmless: the
+                # device rolls the commit back when our session ends, so a retry is safe.
+                store = self.dispatcher.store
+                await store.set_job_retry_safe(job.id, True, time.time())
+                await step(messages.op_commit(confirmed=True, confirm_timeout=CONFIRM_TIMEOUT))
+                await store.set_job_retry_safe(job.id, False, time.time())
             await step(messages.op_commit())
             await step(messages.op_unlock("candidate"))
             locked = False
