@@ -35,8 +35,8 @@ from callhome.storage.jobs import Job
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_NOTE_INTERVAL = 30.0
-"""Seconds between two registry writes for the same unknown key (flood guard)."""
+NOTE_INTERVAL = 30.0
+"""Seconds between two events of one kind for the same unknown key or host (flood guard)."""
 
 
 class Manager:
@@ -48,7 +48,7 @@ class Manager:
         self.devices: dict[str, Device] = {}
         self.sessions: dict[str, DeviceSession] = {}
         self.ports: list[int] = []
-        self._unknown_noted: dict[str, float] = {}
+        self._noted: dict[tuple[str, str], float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: ReverseSshListener | None = None
         self.changed = asyncio.Condition()
@@ -127,27 +127,30 @@ class Manager:
         device = self.devices.get(identity.fingerprint)
         if device is not None and device.approved:
             return device.credential or ""
-        now = time.time()
         if device is not None and device.status is DeviceStatus.REFUSED:
-            self._spawn(
-                self._event(
-                    EventKind.REFUSED,
-                    fingerprint=identity.fingerprint,
-                    detail={"address": address, "reason": "rejected by an operator"},
+            if self._worth_noting(EventKind.REFUSED, identity.fingerprint):
+                self._spawn(
+                    self._event(
+                        EventKind.REFUSED,
+                        fingerprint=identity.fingerprint,
+                        detail={"address": address, "reason": "rejected by an operator"},
+                    )
                 )
-            )
             return None
-        last = self._unknown_noted.get(identity.fingerprint, 0.0)
-        if now - last >= UNKNOWN_NOTE_INTERVAL:
-            self._unknown_noted[identity.fingerprint] = now
-            if len(self._unknown_noted) > 10_000:
-                self._unknown_noted = {
-                    fp: t
-                    for fp, t in self._unknown_noted.items()
-                    if now - t < UNKNOWN_NOTE_INTERVAL
-                }
-            self._spawn(self._note_unknown(identity, address, now))
+        if self._worth_noting(EventKind.UNKNOWN_DEVICE, identity.fingerprint):
+            self._spawn(self._note_unknown(identity, address, time.time()))
         return None
+
+    def _worth_noting(self, kind: str, key: str) -> bool:
+        """Flood guard: one registry write per kind and key (a key, a host) per interval."""
+        now = time.time()
+        noted = self._noted
+        if now - noted.get((kind, key), 0.0) < NOTE_INTERVAL:
+            return False
+        noted[(kind, key)] = now
+        if len(noted) > 10_000:
+            self._noted = {k: t for k, t in noted.items() if now - t < NOTE_INTERVAL}
+        return True
 
     async def _note_unknown(self, identity: Identity, address: str, now: float) -> None:
         device = await self.store.note_unknown(
@@ -166,6 +169,9 @@ class Manager:
     ) -> None:
         device = self.devices.get(identity.fingerprint) if identity else None
         kind = EventKind.AUTH_FAILED if auth else EventKind.PROTOCOL_ERROR
+        host = address.rpartition(":")[0]
+        if not self._worth_noting(kind, identity.fingerprint if identity else host):
+            return
         self._spawn(
             self._event(
                 kind,
