@@ -46,7 +46,13 @@ def wait_until(predicate: Callable[[], T], timeout: float = 20.0, interval: floa
 class Proc:
     """A child process whose output is collected in the background."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None, name: str = "") -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        name: str = "",
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name or args[0]
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
@@ -56,6 +62,7 @@ class Proc:
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             start_new_session=True,
+            cwd=cwd,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -191,3 +198,99 @@ class AgentProc:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None:
             self.proc.stop(sig)
+
+
+# -- the other orientations: reverse-tls and turn ----------------------------------------
+
+
+class TestPki:
+    """A CA in ``directory`` and the certificates it issues, for reverse-tls tests."""
+
+    __test__ = False
+
+    def __init__(self, directory: Path) -> None:
+        from callhome.net.pki import init_ca
+
+        self.directory = directory
+        self.ca = init_ca(directory / "ca", "Test CA")
+
+    def issue(self, role: str, name: str, **kwargs: Any) -> Any:
+        from callhome.net.pki import issue
+
+        return issue(self.ca, role, name, out=self.directory / "issued", **kwargs)
+
+
+class OrientedManagerProc(ManagerProc):
+    """A manager with its reverse-tls and turn listeners on as well as reverse-ssh.
+
+    Device certificates from ``pki`` are mapped by their DNS name (x509-name:NAME)."""
+
+    def __init__(self, directory: Path, pki: TestPki, env: dict[str, str] | None = None) -> None:
+        from callhome.cli.setup import turn_host_key_line
+
+        super().__init__(directory, env=env)
+        self.pki = pki
+        self.tls_port, self.turn_port = os_port(), os_port()
+        self.cert = pki.issue("manager", "manager")
+        init_manager(
+            directory,
+            [f"127.0.0.1:{self.port}"],
+            "127.0.0.1:0",
+            self.client_file,
+            tls_listen=[f"127.0.0.1:{self.tls_port}"],
+            tls_cert=self.cert.cert_file,
+            tls_key=self.cert.key_file,
+            tls_ca=[pki.ca.cert_file],
+            tls_crl=[pki.ca.crl_file],
+            turn_listen=[f"127.0.0.1:{self.turn_port}"],
+        )
+        self.turn_host_key = turn_host_key_line(directory)
+
+    def address(self, orientation: str) -> str:
+        port = {"reverse-ssh": self.port, "reverse-tls": self.tls_port, "turn": self.turn_port}
+        return f"127.0.0.1:{port[orientation]}"
+
+
+class OrientedAgentProc(AgentProc):
+    """A device calling ``manager`` in one orientation; ``fingerprint`` is the identity the
+    manager will see (for reverse-tls, ``x509-name:`` and its DNS name)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        orientation: str,
+        manager: OrientedManagerProc,
+        env: dict[str, str] | None = None,
+        cert: Any = None,
+    ) -> None:
+        self.directory = directory
+        self.orientation = orientation
+        kwargs: dict[str, Any] = {"orientation": orientation}
+        if orientation == "reverse-tls":
+            self.cert = cert or manager.pki.issue("device", f"{directory.name}.example.net")
+            kwargs.update(
+                tls_cert=self.cert.cert_file,
+                tls_key=self.cert.key_file,
+                manager_ca=[manager.pki.ca.cert_file],
+                manager_fingerprints=[manager.cert.fingerprint],
+            )
+        elif orientation == "turn":
+            kwargs.update(manager_host_keys=[manager.turn_host_key])
+        fingerprint = init_agent(
+            directory, [manager.address(orientation)], [manager.public_key], **kwargs
+        )
+        if orientation == "reverse-tls":
+            from callhome.config import CertToNameRule
+            from callhome.net.pki import map_certificate
+
+            rule = CertToNameRule(fingerprint=self.cert.fingerprint, map_type="san-dns-name")
+            name = map_certificate(self.cert.cert, rule)
+            if name and self.cert.cert.issuer == manager.pki.ca.cert.subject:
+                fingerprint = f"x509-name:{name}"
+        self.fingerprint = fingerprint
+        self.env = {
+            "CALLHOME_RECONNECT__BACKOFF_INITIAL": "0.1",
+            "CALLHOME_RECONNECT__BACKOFF_MAX": "0.5",
+            **(env or {}),
+        }
+        self.proc = None

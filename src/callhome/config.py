@@ -11,7 +11,7 @@ import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -21,6 +21,9 @@ DEFAULT_SSH_PORT = 4334
 """IANA port for NETCONF Call Home over SSH (RFC 8071)."""
 DEFAULT_TLS_PORT = 4335
 """IANA port for NETCONF Call Home over TLS (RFC 8071)."""
+DEFAULT_TURN_PORT = 4336
+"""Port of the manager's SSH server for the turn orientation (the seed's section 7): this
+project's choice, as no port is assigned; never 4334, where the manager is an SSH client."""
 DEFAULT_API_PORT = 4380
 """Port of the manager's HTTP API, on loopback by default."""
 
@@ -80,6 +83,77 @@ class Credential(_Model):
     key: Path = Field(description="Private key file (OpenSSH format) of this credential.")
 
 
+MapType = Literal[
+    "specified", "san-rfc822-name", "san-dns-name", "san-ip-address", "san-any", "common-name"
+]
+
+
+class CertToNameRule(_Model):
+    """One cert-to-name rule (RFC 7407, as RFC 7589 uses it): certificate to device name.
+
+    Rules are tried in order on a certificate whose chain verified to a configured CA;
+    the first that yields a name wins.
+    """
+
+    fingerprint: str = Field(
+        description="SHA-256 fingerprint ('SHA256:AB:CD:...', as `openssl x509 -fingerprint "
+        "-sha256` prints it) of the device certificate or of any CA certificate in its chain."
+    )
+    map_type: MapType = Field(
+        description="specified: the name below; san-rfc822-name, san-dns-name, "
+        "san-ip-address: that subjectAltName; san-any: the first of those; common-name: the CN."
+    )
+    name: str = Field("", description="The name, for map_type 'specified'.")
+
+
+class ManagerTlsSection(_Model):
+    """The reverse-tls listener (RFC 8071 section 4, NETCONF over TLS, RFC 7589). Off unless
+    ``listen`` is set."""
+
+    listen: list[str] = Field(
+        default_factory=list,
+        description=f"host:port pairs to accept reverse-tls call home on (IANA port "
+        f"{DEFAULT_TLS_PORT}); empty: off.",
+    )
+    cert: Path = Field(
+        Path("tls/manager.crt"),
+        description="The manager's client certificate (PEM; chain certificates may follow).",
+    )
+    key: Path = Field(Path("tls/manager.key"), description="Its private key (PEM).")
+    ca: list[Path] = Field(
+        default_factory=list,
+        description="CA certificate files (PEM) that issue device certificates.",
+    )
+    crl: list[Path] = Field(
+        default_factory=list,
+        description="CRL files (PEM or DER) of those CAs; re-read when they change.",
+    )
+    cert_to_name: list[CertToNameRule] = Field(
+        default_factory=list,
+        description="Rules mapping a CA-issued certificate to a device identity "
+        "'x509-name:NAME'; other certificates are known by their fingerprint.",
+    )
+    allow_pinned: bool = Field(
+        True,
+        description="Consider certificates not issued by a configured CA (self-signed ...), "
+        "known by their fingerprint like SSH keys; false: refuse them.",
+    )
+
+
+class ManagerTurnSection(_Model):
+    """The turn listener (the seed's section 7): an SSH server devices log in to and open
+    the ``netconf-turn`` subsystem on. Off unless ``listen`` is set."""
+
+    listen: list[str] = Field(
+        default_factory=list,
+        description=f"host:port pairs of the turn SSH server (default port {DEFAULT_TURN_PORT}"
+        "); empty: off.",
+    )
+    host_key: Path = Field(
+        Path("turn_host_key"), description="Its SSH host key; generated on first start (0600)."
+    )
+
+
 class ManagerSection(_Model):
     """The call-home listener."""
 
@@ -105,6 +179,8 @@ class ManagerSection(_Model):
     )
     keepalive: KeepaliveConfig = Field(default_factory=KeepaliveConfig)
     algorithms: SshAlgorithms = Field(default_factory=SshAlgorithms)
+    tls: ManagerTlsSection = Field(default_factory=ManagerTlsSection)
+    turn: ManagerTurnSection = Field(default_factory=ManagerTurnSection)
 
 
 class ApiSection(_Model):
@@ -121,6 +197,11 @@ class ApiSection(_Model):
         description="If set, the manager writes the API address and token here (0600) for the "
         "CLI, e.g. ~/.config/callhome/client.toml.",
     )
+    tokens_file: Path = Field(
+        Path("api-tokens.toml"),
+        description="Further bearer tokens with their rights ([[token]] name, sha256, rights); "
+        "optional. The token in token_file is the admin token and has every right.",
+    )
 
 
 class JobsSection(_Model):
@@ -136,6 +217,63 @@ class JobsSection(_Model):
     )
 
 
+class TerminalSection(_Model):
+    """Terminals, commands and forwards opened through the manager."""
+
+    record: str | None = Field(
+        None,
+        description="If set, record each terminal in asciicast v2 format to this path "
+        "template (relative to state_dir); fields {device}, {actor}, {time}, {id}.",
+    )
+    buffer: int = Field(
+        256 * 1024,
+        ge=4096,
+        description="Bytes read from a device channel and not yet sent on to the operator "
+        "before reading that channel pauses (back-pressure).",
+    )
+
+
+Right = Literal["read", "operate", "terminal"]
+
+
+class ApiToken(_Model):
+    """One entry of ``api-tokens.toml``: a named bearer token and what it may do."""
+
+    name: str = Field(min_length=1, description="Who holds it; recorded as token:NAME.")
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the token, in lower-case hex."
+    )
+    rights: list[Right] = Field(
+        default_factory=lambda: list[Right](["read"]),
+        description="read: GET routes; operate: changes and NETCONF jobs; terminal: shell, "
+        "exec and forwards.",
+    )
+
+
+class ApiTokens(_Model):
+    """``api-tokens.toml``: ``[[token]]`` tables."""
+
+    token: list[ApiToken] = Field(default_factory=list)
+
+
+def load_api_tokens(path: Path) -> list[ApiToken]:
+    """The tokens listed in ``path``; none if the file does not exist."""
+    if not path.exists():
+        return []
+    try:
+        data = tomllib.loads(path.read_text())
+        return ApiTokens.model_validate(data).token
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc
+
+
 class ManagerConfig(_Model):
     """``manager.toml``."""
 
@@ -148,6 +286,7 @@ class ManagerConfig(_Model):
     manager: ManagerSection = Field(default_factory=ManagerSection)
     api: ApiSection = Field(default_factory=ApiSection)
     jobs: JobsSection = Field(default_factory=JobsSection)
+    terminal: TerminalSection = Field(default_factory=TerminalSection)
 
     def path(self, p: Path) -> Path:
         """A path from the config, relative to state_dir unless absolute."""
@@ -184,6 +323,139 @@ class Endpoint(_Model):
 
     name: str = Field("", description="A label for logs and events.")
     address: str = Field(description="host:port of the manager's call-home listener.")
+    orientation: Literal["reverse-ssh", "reverse-tls", "turn"] = Field(
+        "reverse-ssh",
+        description="reverse-ssh (RFC 8071, port 4334), reverse-tls (RFC 8071, port 4335) or "
+        f"turn (the seed's section 7, port {DEFAULT_TURN_PORT} here).",
+    )
+
+
+class AgentTlsSection(_Model):
+    """What a device needs for reverse-tls endpoints."""
+
+    cert: Path = Field(
+        Path("tls/device.crt"),
+        description="The device's certificate (PEM), chain certificates after it.",
+    )
+    key: Path = Field(Path("tls/device.key"), description="Its private key (PEM).")
+    manager_ca: list[Path] = Field(
+        default_factory=list,
+        description="Trust anchors for the manager's client certificate: CA certificates, or "
+        "the manager's own certificate (pinned as it is).",
+    )
+    manager_crl: list[Path] = Field(
+        default_factory=list, description="CRL files of those CAs (checked for the leaf)."
+    )
+    manager_fingerprints: list[str] = Field(
+        default_factory=list,
+        description="If set, the manager's certificate must also have one of these SHA-256 "
+        "fingerprints (pinned).",
+    )
+
+
+class AgentTurnSection(_Model):
+    """What a device needs for turn endpoints: it logs in with its key (``host_key``)."""
+
+    username: str = Field("callhome", description="SSH user name toward the manager.")
+    manager_host_keys: list[str] = Field(
+        default_factory=list,
+        description="Host keys (OpenSSH one-line format) of the managers' turn servers.",
+    )
+
+
+class Access(_Model):
+    """What one manager key may open on the device besides NETCONF (``[[access]]``).
+
+    Everything is off unless an entry for the manager's key allows it.
+    """
+
+    manager: str = Field(
+        description="SHA256 fingerprint of the manager key this entry is for ('SHA256:...'), "
+        "or '*' for every manager key the device accepts."
+    )
+    shell: bool = Field(False, description="Allow interactive terminals (a PTY).")
+    exec: bool = Field(False, description="Allow running commands (ssh exec requests).")
+    forward: list[str] = Field(
+        default_factory=list,
+        description="host:port targets the manager may open TCP streams to (direct-tcpip), "
+        "e.g. '127.0.0.1:22'. Nothing else is reachable.",
+    )
+    user: str = Field(
+        "", description="Local user whose login shell runs terminals and commands "
+        "(default: the agent's own user; another user needs the agent to run as root)."
+    )
+    command: str = Field(
+        "", description="If set, terminals run this command line instead of the login shell "
+        "(a restricted terminal); exec requests are still governed by 'exec'."
+    )
+
+    @field_validator("forward")
+    @classmethod
+    def _targets(cls, value: list[str]) -> list[str]:
+        for target in value:
+            host, port = parse_hostport(target, 0)
+            if not host or not port:
+                raise ValueError(f"forward target {target!r} needs host:port")
+        return value
+
+
+class SnmpUser(_Model):
+    """What one securityName (the manager's SSH user name, RFC 5592) may read and write."""
+
+    name: str = Field(min_length=1, description="The SSH user name the manager logs in with.")
+    read: list[str] = Field(
+        default_factory=lambda: ["1.3.6.1"],
+        description="OID subtrees this user may read (GET, GETNEXT, GETBULK).",
+    )
+    write: list[str] = Field(
+        default_factory=list,
+        description="OID subtrees this user may write (SET); empty: read-only.",
+    )
+
+    @field_validator("read", "write")
+    @classmethod
+    def _numeric(cls, value: list[str]) -> list[str]:
+        for oid in value:
+            parts = oid.strip().lstrip(".").split(".")
+            if not all(p.isdigit() for p in parts) or len(parts) < 1:
+                raise ValueError(f"{oid!r} is not a numeric OID")
+        return value
+
+
+class UpsIdentConfig(_Model):
+    """The upsIdent group of the UPS MIB (RFC 1628), for a device that is a UPS."""
+
+    manufacturer: str = Field("", max_length=31, description="upsIdentManufacturer.")
+    model: str = Field("", max_length=63, description="upsIdentModel.")
+    software_version: str = Field("", max_length=63, description="upsIdentUPSSoftwareVersion.")
+
+
+class AgentSnmpSection(_Model):
+    """SNMP over the call-home connection (RFC 5592 ``snmp`` subsystem, TSM): off by default."""
+
+    enabled: bool = Field(False, description="Serve the snmp subsystem to managers.")
+    users: list[SnmpUser] = Field(
+        default_factory=list,
+        description="Access by securityName (manager SSH user name); a user not listed gets "
+        "authorizationError.",
+    )
+    engine_id: str = Field(
+        "", description="snmpEngineID in hex; default: derived from the host key."
+    )
+    sys_descr: str = Field("", description="sysDescr; default: the host's uname.")
+    sys_object_id: str = Field("0.0", description="sysObjectID (numeric OID).")
+    sys_contact: str = Field("", max_length=255, description="sysContact (initial; writable).")
+    sys_name: str = Field("", max_length=255, description="sysName (initial; default hostname).")
+    sys_location: str = Field("", max_length=255, description="sysLocation (initial; writable).")
+    state_file: Path = Field(
+        Path("snmp-state.json"),
+        description="Where written system objects and snmpEngineBoots are kept.",
+    )
+    interfaces: bool = Field(True, description="Serve IF-MIB ifNumber/ifTable from /sys/class/net.")
+    max_message_size: int = Field(65535, ge=484, description="Largest SNMP message, in bytes.")
+    ups_ident: UpsIdentConfig | None = Field(
+        None, description="If set, serve upsIdent (RFC 1628) with these values."
+    )
 
 
 class AgentConfig(_Model):
@@ -191,7 +463,9 @@ class AgentConfig(_Model):
 
     state_dir: Path = Field(Path("."), description="Folder for host key and datastore.")
     host_key: Path = Field(
-        Path("ssh_host_ed25519_key"), description="Host key; generated on first start (0600)."
+        Path("ssh_host_ed25519_key"),
+        description="The device's SSH key: its host key in reverse-ssh, its user key in turn "
+        "(one identity either way); generated on first start (0600).",
     )
     endpoints: list[Endpoint] = Field(description="Manager endpoints in order (failover).")
     manager_keys: list[str] = Field(
@@ -207,6 +481,8 @@ class AgentConfig(_Model):
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
     keepalive: KeepaliveConfig = Field(default_factory=KeepaliveConfig)
     algorithms: SshAlgorithms = Field(default_factory=SshAlgorithms)
+    tls: AgentTlsSection = Field(default_factory=AgentTlsSection)
+    turn: AgentTurnSection = Field(default_factory=AgentTurnSection)
     max_message_size: int = Field(16 * 1024 * 1024, ge=4096)
     datastore: Path = Field(Path("running.xml"), description="The running datastore file.")
     list_keys: dict[str, list[str]] = Field(
@@ -215,6 +491,11 @@ class AgentConfig(_Model):
         "('{namespace}name' or 'name'); an empty list marks a single-instance container. "
         "Undeclared elements whose first child is a leaf are keyed by that leaf.",
     )
+    access: list[Access] = Field(
+        default_factory=list,
+        description="Terminal, exec and forwarding rights by manager key; none by default.",
+    )
+    snmp: AgentSnmpSection = Field(default_factory=AgentSnmpSection)
 
     @field_validator("endpoints")
     @classmethod

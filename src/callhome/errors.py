@@ -12,7 +12,8 @@
     ├── DeviceError                 about a device as the registry knows it
     │   ├── UnknownDevice           no device has that name or fingerprint
     │   ├── DeviceOffline           the device is known but not connected now
-    │   └── IdentityMismatch        a name is bound to another key than the one presented
+    │   ├── IdentityMismatch        a name is bound to another key than the one presented
+    │   └── ServiceRefused          the device does not allow that terminal, command or forward
     ├── StoreError                  the Store could not do what was asked
     │   ├── NotFound                the record does not exist
     │   └── Conflict                the change clashes with what is stored (a name in use ...)
@@ -67,6 +68,10 @@ class DeviceOffline(DeviceError):
 
 class IdentityMismatch(DeviceError):
     """A device name is bound to a different key than the one presented."""
+
+
+class ServiceRefused(DeviceError):
+    """The device refused a terminal, command or forward to this manager (its access rules)."""
 
 
 class StoreError(CallHomeError):

@@ -115,6 +115,7 @@ def yuma_device(tmp_path: Path) -> Iterator[YumaDevice]:
         ],
         env={"HOME": str(d / "home")},
         name="netconfd",
+        cwd=d,  # it writes backup-cfg.xml into its working folder on commit
     )
     try:
         wait_until(lambda: sock.exists() or netconfd.proc.poll() is not None, timeout=15)

@@ -1,65 +1,50 @@
 """The device's configuration datastores, whatever reached them (NETCONF or the device's own code).
 
-Only ``running`` exists for now. Datastores are kept in a dict by name, so that ``candidate``
-and ``startup`` can be added beside it; naming one of those gives ``operation-not-supported``,
-naming anything else gives ``invalid-value``.
+Three datastores: ``running``, ``candidate`` (RFC 6241 section 8.3) and ``startup`` (section
+8.7); any other name is ``invalid-value``. The data is schemaless XML (``callhome.agent.xmldata``);
+subtree filters are in ``callhome.agent.subtree``, XPath filters in
+``callhome.agent.xpath_filter``, edit-config semantics in ``callhome.agent.edit``, validation
+in ``callhome.agent.validate``, with-defaults in ``callhome.agent.defaults`` and the confirmed
+commit's rules in ``callhome.agent.confirm``.
 
-The data is schemaless XML: the datastore holds a ``<data>`` element (NETCONF base namespace)
-whose children are the top-level configuration nodes. Stored data is kept normalized: no
-comments, no processing instructions, no tails, and no text in elements that have children. A
-*leaf* is an element without element children; its value is its text.
+Files
+    Each datastore has its own file, replaced atomically on every change
+    (``callhome.agent.persist``): running in ``path``; candidate and startup beside it
+    (``running.xml`` -> ``candidate.xml``, ``startup.xml``; see ``persist.sibling``) unless
+    given. The candidate file exists only while the candidate has uncommitted changes, the
+    startup file only while startup exists (delete-config removes it). While a confirmed commit
+    is pending, the running configuration to go back to is kept in ``<path>.rollback``.
+    Without ``path`` everything is kept in memory only.
 
-Subtree filtering (RFC 6241 section 6)
-    Namespace selection, attribute match expressions, containment, selection and content match
-    nodes, as in the RFC. Details the RFC leaves open:
+Which file wins when the device starts
+    startup if it exists, else a rollback file left by an unconfirmed commit, else running
+    (details in ``callhome.agent.persist``). Uncommitted candidate changes found in the
+    candidate file count as made by session 0 until a commit or discard-changes.
 
-    * a filter element without a namespace (``xmlns=""``) matches its local name in any
-      namespace; a filter element with a namespace matches only that namespace;
-    * content match values are compared after stripping leading and trailing white space,
-      and only against leaves of the data;
-    * a containment node that selects nothing below it is left out of the output;
-    * an empty filter selects nothing; no filter selects everything;
-    * for list entries whose keys were declared (``list_keys``, below) the key leaves are
-      included whenever anything inside the entry is selected.
+Candidate
+    A candidate without uncommitted changes follows running (it is running's tree). Edits,
+    copy-config and a device's own changes make it modified; commit, discard-changes, and
+    copy-config of running into it make it clean again. A lock on candidate is refused while it
+    holds changes made by another session (lock-denied, error-info session-id of one of them,
+    0 for the device's own code); a session's own changes do not stop it. When the lock on
+    candidate is released, by unlock or by the session's end, uncommitted changes are
+    discarded (RFC 6241 section 8.3.5.2). A commit is refused (``in-use``) while another
+    session holds a lock on running or candidate.
 
-List entry matching in edit-config (and when merging state data into ``get``)
-    A config element is matched against the existing siblings with the same qualified name:
+Confirmed commit
+    ``commit(confirmed=True, ...)`` keeps running's configuration from before it and rolls back
+    to it when the timeout expires, when cancel-commit is issued, or (without ``persist``) when
+    the issuing session ends, e.g. when the call-home connection drops. While one is pending, a
+    lock on running is refused to every session but the issuing one. Rules on who may confirm,
+    extend or cancel are in ``callhome.agent.confirm``.
 
-    1. if its qualified name was declared in ``list_keys``: the declared key leaves (Clark
-       notation names) must all be present in the config element and have equal values in the
-       existing entry; an empty declaration means "single instance", matched by name alone;
-    2. otherwise, if its *first* child element is a leaf, that leaf is the key: an existing
-       sibling matches when its own first child element has the same qualified name and the
-       same value (stripped text). This follows YANG's XML encoding, which puts list keys
-       first. When no existing sibling of that name starts with a leaf of that name, the leaf
-       is not a key there and rule 3 applies instead;
-    3. otherwise (a leaf, or an element whose first child has children) the name alone
-       matches, and the first existing sibling of that name is the one.
+Locks
+    Lock holders are session ids; the device's own code (``session_id`` None) counts as
+    session 0, which NETCONF uses for "not a NETCONF session". Methods are safe to call from
+    several threads.
 
-    Leaves are therefore matched by name alone: repeated leaves (leaf-lists) cannot be edited
-    one value at a time; replace their parent instead. A container that starts with a leaf
-    (``<system><hostname>a</hostname>...``) looks like a list entry under rule 2, so a new
-    value of that leaf would add a second container: declare it with an empty key list.
-
-edit-config semantics
-    ``operation`` (NETCONF base namespace attribute) merge, replace, create, delete and remove
-    apply to the element and, unless overridden, to its descendants. ``replace`` (and
-    ``default-operation`` replace, which replaces the whole datastore) removes what existed and
-    builds the new content as if it were created; inside new content, ``delete`` gives
-    ``data-missing`` and ``remove`` is a no-op. ``default-operation`` none: a config element
-    with no counterpart gives ``data-missing``, unless the only operations requested inside it
-    are ``remove``. ``stop-on-error`` and ``rollback-on-error`` are all or nothing (the edit runs
-    on a copy that replaces the datastore only on success); ``continue-on-error`` keeps what
-    succeeded and reports every error (what create or replace builds is still all or nothing;
-    a merge that creates an element keeps it, and what succeeded below it). ``test-only`` runs
-    the edit on the copy and keeps nothing.
-
-error-path
-    An absolute path of the offending element as written in the request, from the top of
-    ``<config>``: one step per element, named with the prefix the request used (none when the
-    request used a default namespace), with ``[key='value']`` predicates on the list entries
-    that were matched by key (rule 1 or 2 above), e.g. ``/top/users/user[name='fred']/type``.
-    Prefixes are those of the request and are not declared again in the reply.
+Stored trees are never changed in place: every change installs a new tree. Listeners
+(``callhome.agent.events``) hear of every change and of every confirmed-commit event.
 """
 
 from __future__ import annotations
@@ -67,109 +52,72 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import os
-import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, TypeAlias, cast
+from typing import Final, TypeAlias
 
 from lxml import etree
 
-from callhome.errors import ConfigError, ErrorTag, ErrorType, RpcError, RpcErrorInfo
+from callhome.agent.confirm import (
+    DEFAULT_CONFIRM_TIMEOUT,
+    Clock,
+    ConfirmedCommitInfo,
+    ConfirmedCommits,
+    Schedule,
+    default_schedule,
+)
+from callhome.agent.defaults import Defaults, check_mode
+from callhome.agent.edit import (
+    DEFAULT_OPERATIONS,
+    ERROR_OPTIONS,
+    TEST_OPTIONS,
+    Edit,
+    EditFailed,
+    invalid_option,
+)
+from callhome.agent.events import (
+    ChangeEvent,
+    ChangeListener,
+    CommitListener,
+    ConfirmedCommitEvent,
+    ConfirmEvent,
+    EditTarget,
+)
+from callhome.agent.persist import load_datastores, remove_file, sibling, write_atomically
+from callhome.agent.subtree import SubtreeFilter
+from callhome.agent.validate import Checker, inline_config
+from callhome.agent.xmldata import NETCONF_BASE_NS, count, empty_root
+from callhome.agent.xpath_filter import XPathFilter
+from callhome.errors import ErrorTag, ErrorType, RpcError
 
 __all__ = [
     "NETCONF_BASE_NS",
     "ChangeEvent",
     "ChangeListener",
+    "CommitListener",
+    "ConfirmEvent",
+    "ConfirmedCommitEvent",
+    "ConfirmedCommitInfo",
     "Datastore",
+    "EditTarget",
     "StateProvider",
 ]
 
 log = logging.getLogger(__name__)
 
-NETCONF_BASE_NS: Final = "urn:ietf:params:xml:ns:netconf:base:1.0"
-_DATA_TAG: Final = f"{{{NETCONF_BASE_NS}}}data"
-_CONFIG_TAG: Final = f"{{{NETCONF_BASE_NS}}}config"
-_OP_ATTR: Final = f"{{{NETCONF_BASE_NS}}}operation"
-
-_EDIT_OPERATIONS: Final = frozenset({"merge", "replace", "create", "delete", "remove"})
-_DEFAULT_OPERATIONS: Final = ("merge", "replace", "none")
-_ERROR_OPTIONS: Final = ("stop-on-error", "continue-on-error", "rollback-on-error")
-_TEST_OPTIONS: Final = ("test-then-set", "set", "test-only")
-_KNOWN_DATASTORES: Final = ("running", "candidate", "startup")
-
 StateProvider: TypeAlias = Callable[[], Iterable[etree._Element]]
 """Returns state data: top-level elements merged into the configuration for ``get``."""
 
-
-@dataclass(frozen=True)
-class ChangeEvent:
-    """A change committed to a datastore."""
-
-    datastore: str
-    """Name of the datastore that changed (``running``)."""
-    session_id: int | None
-    """NETCONF session that made the change; None for the device's own code."""
-    edit: etree._Element
-    """The ``<config>`` element that was applied (the caller's; do not modify)."""
-
-
-ChangeListener: TypeAlias = Callable[[ChangeEvent], None]
-
-
-def _empty_root() -> etree._Element:
-    nsmap: dict[Any, str] = {None: NETCONF_BASE_NS}
-    return etree.Element(_DATA_TAG, nsmap=nsmap)
-
-
-def _is_element(node: etree._Element) -> bool:
-    """False for comments, processing instructions and entity references."""
-    return isinstance(node.tag, str)
-
-
-def _elements(el: etree._Element) -> list[etree._Element]:
-    """Element children, skipping comments and processing instructions."""
-    return [c for c in el if _is_element(c)]
-
-
-def _is_leaf(el: etree._Element) -> bool:
-    return not any(_is_element(c) for c in el)
-
-
-def _attributes(el: etree._Element) -> dict[str, str]:
-    return cast("dict[str, str]", dict(el.attrib))
-
-
-def _value(el: etree._Element) -> str:
-    return (el.text or "").strip()
-
-
-def _local(tag: str) -> str:
-    return tag.rpartition("}")[2]
-
-
-def _namespace(tag: str) -> str | None:
-    return tag[1:].partition("}")[0] if tag.startswith("{") else None
-
-
-def _normalize(root: etree._Element) -> None:
-    """Drop comments and PIs, tails, and text beside child elements, in place."""
-    for el in list(root.iter()):
-        if not _is_element(el):
-            parent = el.getparent()
-            if parent is not None:
-                parent.remove(el)
-    for el in root.iter():
-        el.tail = None
-        if len(el):
-            el.text = None
-    root.text = None
+_FILTER_CACHE_SIZE: Final = 64
+_WHOLE: Final = (EditTarget("/", "replace"),)
 
 
 @dataclass
 class _Store:
+    name: str
     root: etree._Element
     path: Path | None = None
     lock_holder: int | None = None
@@ -179,636 +127,41 @@ class _Store:
     def __post_init__(self) -> None:
         self.set_root(self.root)
 
-    def set_root(self, root: etree._Element) -> None:
+    def set_root(self, root: etree._Element, size: int | None = None) -> None:
         self.root = root
-        self.size = _count(root)
+        self.size = count(root) if size is None else size
 
 
-def _count(root: etree._Element) -> int:
-    return int(cast(float, root.xpath("count(.//*)")))
+def _who(session_id: int | None) -> int:
+    return 0 if session_id is None else session_id
 
 
-# ---------------------------------------------------------------------------------------------
-# Subtree filtering
-
-
-_ALL: Final = True
-_Selection: TypeAlias = "Literal[True] | dict[int, _Selection]"
-"""What a filter selects below one data element: everything, or some children by position."""
-
-
-class _FilterNode:
-    """One compiled filter element: a selection, content match or containment node."""
-
-    __slots__ = ("attrs", "containment", "content", "local", "others", "tag", "text", "wild")
-    text: str
-
-    def __init__(self, el: etree._Element) -> None:
-        tag = self.tag = el.tag
-        self.wild = tag[0] != "{"  # no namespace: any namespace matches
-        self.local = tag if self.wild else _local(tag)
-        self.attrs: list[tuple[str, str]] = el.items()  # type: ignore[assignment]
-        self.content: list[_FilterNode] = []
-        self.others: list[_FilterNode] = []
-        for child in el:
-            if isinstance(child.tag, str):
-                node = _FilterNode(child)
-                (self.content if node.text else self.others).append(node)
-        self.containment = bool(self.content or self.others)
-        self.text = "" if self.containment else (el.text or "").strip()
-
-    def candidates(self, tags: list[str], by_tag: dict[str, list[int]]) -> Iterable[int]:
-        """Positions of the children whose name this node matches."""
-        if self.wild:
-            return [i for i, tag in enumerate(tags) if _local(tag) == self.local]
-        return by_tag.get(self.tag, ())
-
-    def attributes_match(self, el: etree._Element) -> bool:
-        return not self.attrs or all(el.get(k) == v for k, v in self.attrs)
-
-
-def _merge_selection(into: dict[int, _Selection], index: int, sel: _Selection) -> None:
-    have = into.get(index)
-    if have is None:
-        into[index] = sel
-    elif have is _ALL or sel is _ALL:
-        into[index] = _ALL
-    else:
-        assert isinstance(have, dict) and isinstance(sel, dict)
-        for i, sub in sel.items():
-            _merge_selection(have, i, sub)
-
-
-_PRUNE_LIMIT: Final = 512
-"""Up to this many elements, filter output is a pruned copy of the whole tree (cheaper for
-small trees); above it, the output is built from the selected parts only."""
-
-
-_FILTER_CACHE_SIZE: Final = 64
-
-
-class _SubtreeFilter:
-    def __init__(self, filter_el: etree._Element, list_keys: Mapping[str, Sequence[str]]) -> None:
-        top = _FilterNode(filter_el)
-        self._content = top.content
-        self._others = top.others
-        self._list_keys = list_keys
-
-    def apply(self, root: etree._Element, size: int, *, owned: bool) -> etree._Element:
-        """A ``<data>`` element with what the filter selects from ``root``'s children.
-
-        ``size`` is the number of elements under ``root`` (an estimate will do). When ``owned``,
-        ``root`` is a copy that may be returned or pruned in place.
-        """
-        if not self._content and not self._others:
-            return _empty_root()
-        sel = self._sibling_set(root, self._content, self._others)
-        if sel is None or sel == {}:
-            return _empty_root()
-        if sel is _ALL:
-            return root if owned else copy.deepcopy(root)
-        assert isinstance(sel, dict)
-        if owned or size <= _PRUNE_LIMIT:
-            out = root if owned else copy.deepcopy(root)
-            _prune(out, sel)
-        else:
-            out = _empty_root()
-            _build(out, root, sel)
-        return out
-
-    def _sibling_set(
-        self, parent: etree._Element, content: list[_FilterNode], others: list[_FilterNode]
-    ) -> _Selection | None:
-        """Evaluate one set of sibling filter nodes against ``parent``'s children.
-
-        None means a content match failed: ``parent`` itself is not selected.
-        """
-        children = list(parent)
-        tags = [c.tag for c in children]
-        by_tag: dict[str, list[int]] = {}
-        for i, tag in enumerate(tags):
-            by_tag.setdefault(tag, []).append(i)
-        result: dict[int, _Selection] = {}
-        for f in content:
-            hit = False
-            for i in f.candidates(tags, by_tag):
-                d = children[i]
-                if f.attributes_match(d) and not len(d) and (d.text or "").strip() == f.text:
-                    result[i] = _ALL
-                    hit = True
-            if not hit:
-                return None
-        if not others:
-            return _ALL if content else result
-        for f in others:
-            for i in f.candidates(tags, by_tag):
-                d = children[i]
-                if not f.attributes_match(d):
-                    continue
-                if not f.containment:
-                    result[i] = _ALL
-                    continue
-                sub = self._sibling_set(d, f.content, f.others)
-                if sub is None or sub == {}:
-                    continue
-                _merge_selection(result, i, sub)
-        keys = self._list_keys.get(parent.tag) if result else None
-        if keys:
-            for i, tag in enumerate(tags):
-                if tag in keys:
-                    result.setdefault(i, _ALL)
-        return result
-
-
-def _prune(el: etree._Element, sel: dict[int, _Selection]) -> None:
-    """Remove from ``el`` (a copy) what ``sel`` does not select."""
-    for i, child in enumerate(list(el)):
-        sub = sel.get(i)
-        if sub is None:
-            el.remove(child)
-        elif sub is not _ALL:
-            assert isinstance(sub, dict)
-            _prune(child, sub)
-
-
-def _build(out: etree._Element, src: etree._Element, sel: dict[int, _Selection]) -> None:
-    """Append to ``out`` copies of what ``sel`` selects among ``src``'s children."""
-    children = list(src)
-    for i in sorted(sel):
-        child = children[i]
-        sub = sel[i]
-        if sub is _ALL:
-            dup = copy.deepcopy(child)
-            dup.tail = None
-            out.append(dup)
-        else:
-            assert isinstance(sub, dict)
-            _build(_shallow_copy(out, child), child, sub)
-
-
-def _shallow_copy(out_parent: etree._Element, src: etree._Element) -> etree._Element:
-    """A copy of ``src`` without content appended to ``out_parent``."""
-    tag = src.tag
-    ns = _namespace(tag)
-    attrs = src.items()
-    if ns is None or ns == _namespace(out_parent.tag) or ns in out_parent.nsmap.values():
-        el = etree.SubElement(out_parent, tag)
-    else:
-        nsmap: dict[Any, str] = {src.prefix: ns}
-        el = etree.SubElement(out_parent, tag, nsmap=nsmap)
-    for name, value in attrs:
-        el.set(name, value)
-    return el
-
-
-# ---------------------------------------------------------------------------------------------
-# edit-config
-
-
-_Key: TypeAlias = tuple[str | None, ...]
-
-
-class _EditFailed(Exception):
-    def __init__(self, info: RpcErrorInfo) -> None:
-        super().__init__(info.describe())
-        self.info = info
-
-
-class _MissingKey(Exception):
-    def __init__(self, key_tag: str) -> None:
-        super().__init__(key_tag)
-        self.key_tag = key_tag
-
-
-class _Index:
-    """Children of one parent by match key; insertion-ordered sets give the first match."""
-
-    __slots__ = ("by_key", "keys_of")
-
-    def __init__(self) -> None:
-        self.by_key: dict[_Key, dict[etree._Element, None]] = {}
-        self.keys_of: dict[etree._Element, tuple[_Key, ...]] = {}
-
-    def add(self, el: etree._Element, keys: tuple[_Key, ...]) -> None:
-        self.keys_of[el] = keys
-        for k in keys:
-            self.by_key.setdefault(k, {})[el] = None
-
-    def remove(self, el: etree._Element) -> None:
-        for k in self.keys_of.pop(el, ()):
-            bucket = self.by_key[k]
-            del bucket[el]
-            if not bucket:
-                del self.by_key[k]
-
-    def first(self, key: _Key) -> etree._Element | None:
-        bucket = self.by_key.get(key)
-        return next(iter(bucket)) if bucket else None
-
-
-class _Edit:
-    """One edit applied in place to a working copy of a datastore's root."""
-
-    def __init__(
-        self,
-        root: etree._Element,
-        list_keys: Mapping[str, Sequence[str]],
-        *,
-        continue_on_error: bool = False,
-    ) -> None:
-        self.root = root
-        self.errors: list[RpcErrorInfo] = []
-        self.changed = False
-        self._list_keys = list_keys
-        self._continue = continue_on_error
-        self._strict = 0  # > 0 while building new content: errors abort the whole build
-        self._indexes: dict[etree._Element, _Index] = {}
-        self._keyed: set[etree._Element] = set()  # config elements matched by their keys
-
-    def run(self, config: etree._Element, default_operation: str) -> None:
-        if default_operation == "replace":
-            old = self.root
-            self.root = _empty_root()
-            for cfg in _elements(config):
-                self.apply(self.root, cfg, "replace", ())
-            self.changed = etree.tostring(old) != etree.tostring(self.root)
-            return
-        for cfg in _elements(config):
-            self.apply(self.root, cfg, default_operation, ())
-
-    # -- matching ------------------------------------------------------------------------------
-
-    def _key(self, el: etree._Element, *, config: bool) -> _Key | None:
-        """The specific match key of ``el``, or None when it matches by name alone."""
-        declared = self._list_keys.get(el.tag)
-        if declared is not None:
-            if not declared:
-                return None
-            values: list[str | None] = [el.tag, ""]
-            for key_tag in declared:
-                leaf = next((c for c in el if c.tag == key_tag), None)
-                if leaf is None and config:
-                    raise _MissingKey(key_tag)
-                values.append(None if leaf is None else _value(leaf))
-            return tuple(values)
-        first = next((c for c in el if _is_element(c)), None)
-        if first is not None and _is_leaf(first):
-            return (el.tag, first.tag, _value(first))
-        return None
-
-    def _keys_of(self, el: etree._Element) -> tuple[_Key, ...]:
-        """Index keys of an existing element: its name, and its specific key if it has one.
-
-        An element keyed by its first leaf is also indexed by (name, leaf name), which tells
-        whether any sibling of that name is keyed by that leaf.
-        """
-        specific = self._key(el, config=False)
-        if specific is None:
-            return ((el.tag,),)
-        if specific[1]:
-            return ((el.tag,), specific[:2], specific)
-        return ((el.tag,), specific)
-
-    def _find(
-        self, parent: etree._Element, cfg: etree._Element, key: _Key | None
-    ) -> etree._Element | None:
-        index = self._index(parent)
-        if key is None:
-            return index.first((cfg.tag,))
-        found = index.first(key)
-        if found is None and key[1] and index.first(key[:2]) is None:
-            # No sibling of this name starts with this leaf: it is not a key here.
-            return index.first((cfg.tag,))
-        self._keyed.add(cfg)
-        return found
-
-    def _index(self, parent: etree._Element) -> _Index:
-        index = self._indexes.get(parent)
-        if index is None:
-            index = self._indexes[parent] = _Index()
-            for child in parent:
-                index.add(child, self._keys_of(child))
-        return index
-
-    # -- changes, keeping indexes in step --------------------------------------------------------
-
-    def _insert(self, parent: etree._Element, new: etree._Element) -> None:
-        parent.append(new)
-        index = self._indexes.get(parent)
-        if index is not None:
-            index.add(new, self._keys_of(new))
-        self.changed = True
-
-    def _swap(self, parent: etree._Element, old: etree._Element, new: etree._Element) -> None:
-        parent.replace(old, new)
-        index = self._indexes.get(parent)
-        if index is not None:
-            index.remove(old)
-            index.add(new, self._keys_of(new))
-        self._indexes.pop(old, None)
-        self.changed = True
-
-    def _detach(self, parent: etree._Element, el: etree._Element) -> None:
-        index = self._indexes.get(parent)
-        if index is not None:
-            index.remove(el)
-        parent.remove(el)
-        self._indexes.pop(el, None)
-        self.changed = True
-
-    def _rekey(self, parent: etree._Element, el: etree._Element) -> None:
-        index = self._indexes.get(parent)
-        if index is not None:
-            keys = self._keys_of(el)
-            if index.keys_of.get(el) != keys:
-                index.remove(el)
-                index.add(el, keys)
-
-    # -- operations ------------------------------------------------------------------------------
-
-    def apply(
-        self,
-        parent: etree._Element,
-        cfg: etree._Element,
-        inherited: str,
-        ancestors: tuple[etree._Element, ...],
-    ) -> None:
-        """Apply config element ``cfg`` below ``parent``; ``ancestors`` are cfg's config parents."""
-        path = (*ancestors, cfg)
-        try:
-            op = cfg.get(_OP_ATTR)
-            if op is None:
-                op = inherited
-            elif op not in _EDIT_OPERATIONS:
-                raise self._failure(
-                    ErrorTag.BAD_ATTRIBUTE,
-                    f"unknown operation {op!r}",
-                    path,
-                    {"bad-attribute": "operation", "bad-element": _local(cfg.tag)},
-                )
-            try:
-                key = self._key(cfg, config=True)
-            except _MissingKey as exc:
-                raise self._failure(
-                    ErrorTag.MISSING_ELEMENT,
-                    f"list entry without its key {_local(exc.key_tag)!r}",
-                    path,
-                    {"bad-element": _local(exc.key_tag)},
-                ) from None
-            existing = self._find(parent, cfg, key)
-            self._operate(op, parent, cfg, existing, path)
-        except _EditFailed as exc:
-            if self._strict or not self._continue:
-                raise
-            self.errors.append(exc.info)
-
-    def _operate(
-        self,
-        op: str,
-        parent: etree._Element,
-        cfg: etree._Element,
-        existing: etree._Element | None,
-        path: tuple[etree._Element, ...],
-    ) -> None:
-        if op == "merge":
-            if existing is None:
-                self._insert(parent, self._build(parent, cfg, "merge", path))
-            else:
-                self._merge(parent, existing, cfg, path)
-        elif op == "replace":
-            new = self._build(parent, cfg, "replace", path)
-            if existing is None:
-                self._insert(parent, new)
-            else:
-                self._swap(parent, existing, new)
-        elif op == "create":
-            if existing is not None:
-                raise self._failure(ErrorTag.DATA_EXISTS, "the data already exists", path)
-            self._insert(parent, self._build(parent, cfg, "create", path))
-        elif op == "delete":
-            if existing is None:
-                raise self._failure(ErrorTag.DATA_MISSING, "no such data to delete", path)
-            self._detach(parent, existing)
-        elif op == "remove":
-            if existing is not None:
-                self._detach(parent, existing)
-        elif existing is not None:  # none
-            for child in _elements(cfg):
-                self.apply(existing, child, "none", path)
-            self._rekey(parent, existing)
-        else:
-            requested = {e.get(_OP_ATTR) for e in cfg.iter() if _is_element(e)}
-            requested.discard(None)
-            if requested != {"remove"}:
-                raise self._failure(
-                    ErrorTag.DATA_MISSING, "no such data (default-operation none)", path
-                )
-
-    def _merge(
-        self,
-        parent: etree._Element,
-        existing: etree._Element,
-        cfg: etree._Element,
-        path: tuple[etree._Element, ...],
-    ) -> None:
-        for name, value in _attributes(cfg).items():
-            if name != _OP_ATTR and existing.get(name) != value:
-                existing.set(name, value)
-                self.changed = True
-        kids = _elements(cfg)
-        if not kids:
-            if len(existing):
-                if _value(cfg):  # a container becomes a leaf with this value
-                    for child in list(existing):
-                        existing.remove(child)
-                    self._indexes.pop(existing, None)
-                    existing.text = cfg.text
-                    self.changed = True
-            elif (existing.text or "") != (cfg.text or ""):
-                existing.text = cfg.text or None
-                self.changed = True
-            return
-        if existing.text is not None and not len(existing):
-            existing.text = None
-            self.changed = True
-        for child in kids:
-            self.apply(existing, child, "merge", path)
-        self._rekey(parent, existing)
-
-    def _build(
-        self,
-        parent: etree._Element,
-        cfg: etree._Element,
-        op: str,
-        path: tuple[etree._Element, ...],
-    ) -> etree._Element:
-        """New content for ``cfg``, its children handled with ``op`` into an empty element.
-
-        Content made by create and replace is all or nothing, whatever the error-option; a
-        merge that creates an element keeps what succeeds below it under continue-on-error.
-        """
-        new = _new_element(parent, cfg)
-        kids = _elements(cfg)
-        if not kids:
-            new.text = cfg.text or None
-            return new
-        strict = op != "merge"
-        self._strict += strict
-        try:
-            for child in kids:
-                self.apply(new, child, op, path)
-        finally:
-            self._strict -= strict
-        return new
-
-    # -- errors ----------------------------------------------------------------------------------
-
-    def _failure(
-        self,
-        tag: ErrorTag,
-        message: str,
-        path: tuple[etree._Element, ...],
-        info: dict[str, str] | None = None,
-    ) -> _EditFailed:
-        items = dict(info or {})
-        return _EditFailed(
-            RpcErrorInfo(
-                type=ErrorType.APPLICATION,
-                tag=tag,
-                message=message,
-                path=self._render_path(path),
-                info="".join(f"<{k}>{_xml_escape(v)}</{k}>" for k, v in items.items()),
-                info_items=items,
-            )
-        )
-
-    def _render_path(self, path: tuple[etree._Element, ...]) -> str:
-        steps = []
-        for el in path:
-            step = _display_name(el)
-            declared = self._list_keys.get(el.tag)
-            key_leaves: list[etree._Element] = []
-            if declared:
-                key_leaves = [c for c in el if c.tag in declared]
-            elif el in self._keyed:
-                key_leaves = [next(c for c in el if _is_element(c))]
-            for leaf in key_leaves:
-                step += f"[{_display_name(leaf)}={_xpath_literal(_value(leaf))}]"
-            steps.append(step)
-        return "/" + "/".join(steps)
-
-
-def _new_element(parent: etree._Element, cfg: etree._Element) -> etree._Element:
-    """An empty element named like ``cfg`` with its attributes (not ``operation``)."""
-    nsmap: dict[Any, str] = {}
-    ns = _namespace(cfg.tag)
-    if ns is not None:
-        nsmap[cfg.prefix] = ns
-    attrs = _attributes(cfg)
-    attrs.pop(_OP_ATTR, None)
-    for name in attrs:
-        attr_ns = _namespace(name)
-        if attr_ns is not None and attr_ns not in nsmap.values():
-            prefix = next((p for p, u in cfg.nsmap.items() if u == attr_ns and p), None)
-            if prefix is not None and prefix not in nsmap:
-                nsmap[prefix] = attr_ns
-    return etree.Element(cfg.tag, attrib=attrs, nsmap=nsmap or None)
-
-
-def _display_name(el: etree._Element) -> str:
-    local = _local(el.tag)
-    return f"{el.prefix}:{local}" if el.prefix else local
-
-
-def _xpath_literal(value: str) -> str:
-    return f'"{value}"' if "'" in value else f"'{value}'"
-
-
-def _xml_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _invalid(param: str, value: str, allowed: Sequence[str]) -> RpcError:
+def _protocol_error(tag: ErrorTag, message: str, **info: str) -> RpcError:
     return RpcError.single(
-        ErrorTag.INVALID_VALUE,
-        f"{param} must be one of {', '.join(allowed)}, not {value!r}",
+        tag,
+        message,
         type=ErrorType.PROTOCOL,
-        info={"bad-element": param},
+        info={k.replace("_", "-"): v for k, v in info.items()},
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# Persistence
-
-
-_PARSER: Final = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    huge_tree=False,
-    remove_comments=True,
-    remove_pis=True,
-)
-
-
-def _load(path: Path) -> etree._Element:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the datastore file: {exc}") from exc
-    try:
-        root = etree.fromstring(data, _PARSER)
-    except etree.XMLSyntaxError as exc:
-        raise ConfigError(f"{path}: the datastore file is not well-formed XML: {exc}") from exc
-    if root.tag not in (_DATA_TAG, _CONFIG_TAG):
-        raise ConfigError(
-            f"{path}: the datastore file must hold a <data> or <config> element in namespace "
-            f"{NETCONF_BASE_NS}, not {root.tag!r}"
-        )
-    root.tag = _DATA_TAG
-    _normalize(root)
-    return root
-
-
-def _write_atomically(path: Path, root: etree._Element) -> None:
-    """Replace ``path`` with ``root``: a 0600 temporary file, fsync, rename, fsync directory."""
-    data = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
-    directory = path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-# ---------------------------------------------------------------------------------------------
-# The datastore
+def _save_failed(name: str, exc: OSError) -> RpcError:
+    log.error("cannot save the %s datastore: %s", name, exc)
+    return RpcError.single(ErrorTag.OPERATION_FAILED, f"cannot save the {name} datastore: {exc}")
 
 
 class Datastore:
-    """The device's datastores, with subtree filtering, edit-config semantics, locks and
-    persistence.
+    """The device's datastores, with filtering, edit-config semantics, candidate, confirmed
+    commit, startup, validation, locks and persistence (see the module docstring).
 
-    ``path`` is the file the running datastore is kept in (None keeps it in memory only); it is
-    loaded if it exists and rewritten atomically on every committed change. ``state_providers``
-    are called for ``get``; the elements they return are merged into a copy of running.
+    ``path`` is the file the running datastore is kept in (None keeps everything in memory);
+    ``candidate_path`` and ``startup_path`` default to files beside it. ``state_providers`` are
+    called for ``get``; the elements they return are merged into a copy of running.
     ``list_keys`` maps a list entry's qualified name (Clark notation, ``{ns}local``) to the
-    qualified names of its key leaves (see the module docstring); an empty sequence marks a
-    single-instance element.
-
-    Lock holders are session ids; the device's own code may lock with session id 0, which
-    NETCONF uses for "not a NETCONF session". Methods are safe to call from several threads.
+    qualified names of its key leaves (see ``callhome.agent.edit``); an empty sequence marks a
+    single-instance element. ``defaults`` maps the Clark-name path of a leaf to its default
+    value (see ``callhome.agent.defaults``). ``clock`` and ``schedule`` are the confirmed
+    commit's time (see ``callhome.agent.confirm``).
     """
 
     def __init__(
@@ -817,44 +170,109 @@ class Datastore:
         *,
         state_providers: Sequence[StateProvider] = (),
         list_keys: Mapping[str, Sequence[str]] | None = None,
+        defaults: Mapping[str, str] | None = None,
+        candidate_path: Path | None = None,
+        startup_path: Path | None = None,
+        clock: Clock = time.monotonic,
+        schedule: Schedule = default_schedule,
     ) -> None:
-        root = _load(path) if path is not None and path.exists() else _empty_root()
-        self._stores: dict[str, _Store] = {"running": _Store(root=root, path=path)}
-        self._state_providers = list(state_providers)
         self._list_keys: dict[str, tuple[str, ...]] = {
             tag: tuple(keys) for tag, keys in (list_keys or {}).items()
         }
-        self._listeners: list[ChangeListener] = []
-        self._filters: dict[bytes, _SubtreeFilter] = {}
+        self._defaults = Defaults(defaults or {}, self._list_keys)
+        self._checker = Checker(self._list_keys)
+        self._state_providers = list(state_providers)
+        self._change_listeners: list[ChangeListener] = []
+        self._commit_listeners: list[CommitListener] = []
+        self._filters: dict[bytes, SubtreeFilter] = {}
+        self._xpaths: dict[tuple[str, tuple[tuple[str, str], ...]], XPathFilter] = {}
         self._mutex = threading.RLock()
+        self._candidate_by: set[int] = set()
+        """Sessions that changed the candidate since it was last clean (0: device code)."""
+        self._candidate_edits: list[EditTarget] = []
+        if path is not None:
+            candidate_path = candidate_path or sibling(path, "candidate")
+            startup_path = startup_path or sibling(path, "startup")
+        rollback_path = None if path is None else path.with_name(path.name + ".rollback")
+        self._confirm = ConfirmedCommits(
+            clock, schedule, rollback_path, self._confirm_timed_out, self._mutex
+        )
+        loaded = load_datastores(path, candidate_path, startup_path, rollback_path)
+        running = _Store("running", loaded.running, path)
+        self._startup_exists = loaded.startup is not None
+        startup = _Store(
+            "startup", empty_root() if loaded.startup is None else loaded.startup, startup_path
+        )
+        candidate = _Store("candidate", running.root, candidate_path)
+        if loaded.candidate is not None:
+            candidate.set_root(loaded.candidate)
+            self._candidate_by.add(0)
+            self._candidate_edits.extend(_WHOLE)
+        self._stores = {"running": running, "candidate": candidate, "startup": startup}
 
     @property
     def path(self) -> Path | None:
         """The file running is kept in, if any."""
         return self._stores["running"].path
 
+    @property
+    def candidate_modified(self) -> bool:
+        """Whether the candidate holds uncommitted changes."""
+        with self._mutex:
+            return bool(self._candidate_by)
+
+    @property
+    def startup_exists(self) -> bool:
+        with self._mutex:
+            return self._startup_exists
+
+    @property
+    def confirmed_commit(self) -> ConfirmedCommitInfo | None:
+        """The pending confirmed commit, if any."""
+        with self._mutex:
+            return self._confirm.info()
+
     # -- reading -------------------------------------------------------------------------------
 
     def get_config(
-        self, source: str = "running", filter: etree._Element | None = None
+        self,
+        source: str = "running",
+        filter: etree._Element | None = None,
+        *,
+        select: str | None = None,
+        namespaces: Mapping[str | None, str] | None = None,
+        with_defaults: str | None = None,
     ) -> etree._Element:
-        """A ``<data>`` element with the configuration ``filter`` selects.
+        """A ``<data>`` element with the configuration the filter selects.
 
-        ``filter`` is the element holding the subtree filter (normally ``<filter>``): its
-        children are the filter's top-level nodes. None selects everything.
+        ``filter`` is the element holding a subtree filter (normally ``<filter>``): its
+        children are the filter's top-level nodes. ``select`` is an XPath filter instead, with
+        the prefixes in ``namespaces``. Neither selects everything. ``with_defaults`` is a
+        retrieval mode (explicit, report-all, trim).
         """
         with self._mutex:
             store = self._store(source, "source")
-            return self._select(store.root, filter, store.size, owned=False)
+            return self._read(
+                store.root, store.size, False, filter, select, namespaces, with_defaults
+            )
 
-    def get(self, filter: etree._Element | None = None) -> etree._Element:
+    def get(
+        self,
+        filter: etree._Element | None = None,
+        *,
+        select: str | None = None,
+        namespaces: Mapping[str | None, str] | None = None,
+        with_defaults: str | None = None,
+    ) -> etree._Element:
         """Like ``get_config`` on running, with the state providers' data merged in."""
         with self._mutex:
             store = self._stores["running"]
             if not self._state_providers:
-                return self._select(store.root, filter, store.size, owned=False)
+                return self._read(
+                    store.root, store.size, False, filter, select, namespaces, with_defaults
+                )
             combined = copy.deepcopy(store.root)
-            merger = _Edit(combined, self._list_keys)
+            merger = Edit(combined, self._list_keys)
             for provider in self._state_providers:
                 try:
                     for element in provider():
@@ -864,27 +282,53 @@ class Datastore:
                     raise RpcError.single(
                         ErrorTag.OPERATION_FAILED, f"state data unavailable: {exc}"
                     ) from exc
-            return self._select(combined, filter, 0, owned=True)
+            return self._read(combined, 0, True, filter, select, namespaces, with_defaults)
 
-    def read(self) -> etree._Element:
-        """A copy of running's ``<data>`` element, for the device's own code."""
+    def read(self, source: str = "running") -> etree._Element:
+        """A copy of a datastore's ``<data>`` element, for the device's own code."""
         with self._mutex:
-            return copy.deepcopy(self._stores["running"].root)
+            return copy.deepcopy(self._store(source, "source").root)
 
-    def _select(
-        self, root: etree._Element, filter_el: etree._Element | None, size: int, *, owned: bool
+    def _read(
+        self,
+        root: etree._Element,
+        size: int,
+        owned: bool,
+        filter_el: etree._Element | None,
+        select: str | None,
+        namespaces: Mapping[str | None, str] | None,
+        with_defaults: str | None,
     ) -> etree._Element:
+        if filter_el is not None and select is not None:
+            raise ValueError("give a subtree filter or an XPath filter, not both")
+        mode = "explicit" if with_defaults is None else check_mode(with_defaults)
+        if mode != "explicit" and self._defaults:
+            if not owned:
+                root, owned = copy.deepcopy(root), True
+            self._defaults.apply(root, mode)
+        if select is not None:
+            return self._xpath(select, namespaces or {}).apply(root, size, owned=owned)
         if filter_el is None:
             return root if owned else copy.deepcopy(root)
         # Managers tend to repeat their filters: keep the compiled ones, by their text.
         text = etree.tostring(filter_el, with_tail=False)
         compiled = self._filters.get(text)
         if compiled is None:
-            compiled = _SubtreeFilter(filter_el, self._list_keys)
+            compiled = SubtreeFilter(filter_el, self._list_keys)
             if len(self._filters) >= _FILTER_CACHE_SIZE:
                 del self._filters[next(iter(self._filters))]
             self._filters[text] = compiled
         return compiled.apply(root, size, owned=owned)
+
+    def _xpath(self, select: str, namespaces: Mapping[str | None, str]) -> XPathFilter:
+        key = (select, tuple(sorted((p, u) for p, u in namespaces.items() if p)))
+        compiled = self._xpaths.get(key)
+        if compiled is None:
+            compiled = XPathFilter(select, namespaces, self._list_keys)
+            if len(self._xpaths) >= _FILTER_CACHE_SIZE:
+                del self._xpaths[next(iter(self._xpaths))]
+            self._xpaths[key] = compiled
+        return compiled
 
     # -- editing -------------------------------------------------------------------------------
 
@@ -898,107 +342,399 @@ class Datastore:
         test_option: str = "test-then-set",
         session_id: int | None = None,
     ) -> None:
-        """Apply ``config`` (the ``<config>`` element; its children are the edit) to ``target``.
+        """Apply ``config`` (the ``<config>`` element; its children are the edit) to ``target``
+        (running or candidate).
 
         ``session_id`` is the NETCONF session asking (None: the device's own code); a datastore
-        locked by anyone else gives ``in-use``. Raises RpcError with every error found.
+        locked by anyone else gives ``in-use``. With test-option test-then-set or test-only
+        what the edit changed is validated first. Raises RpcError with every error found.
         """
-        if default_operation not in _DEFAULT_OPERATIONS:
-            raise _invalid("default-operation", default_operation, _DEFAULT_OPERATIONS)
-        if error_option not in _ERROR_OPTIONS:
-            raise _invalid("error-option", error_option, _ERROR_OPTIONS)
-        if test_option not in _TEST_OPTIONS:
-            raise _invalid("test-option", test_option, _TEST_OPTIONS)
+        if default_operation not in DEFAULT_OPERATIONS:
+            raise invalid_option("default-operation", default_operation, DEFAULT_OPERATIONS)
+        if error_option not in ERROR_OPTIONS:
+            raise invalid_option("error-option", error_option, ERROR_OPTIONS)
+        if test_option not in TEST_OPTIONS:
+            raise invalid_option("test-option", test_option, TEST_OPTIONS)
         with self._mutex:
             store = self._store(target, "target")
-            if store.lock_holder is not None and store.lock_holder != session_id:
-                raise RpcError.single(
-                    ErrorTag.IN_USE,
-                    f"the {target} datastore is locked by session {store.lock_holder}",
-                    type=ErrorType.PROTOCOL,
-                    info={"session-id": str(store.lock_holder)},
+            if target == "startup":
+                raise _protocol_error(
+                    ErrorTag.INVALID_VALUE,
+                    "edit-config cannot target startup; use copy-config",
+                    bad_element="target",
                 )
-            edit = _Edit(
+            self._check_writable(store, session_id)
+            edit = Edit(
                 copy.deepcopy(store.root),
                 self._list_keys,
                 continue_on_error=error_option == "continue-on-error",
             )
             try:
                 edit.run(config, default_operation)
-            except _EditFailed as exc:
+            except EditFailed as exc:
                 raise RpcError([exc.info]) from None
+            if edit.changed and test_option != "set":
+                problems = self._checker.check_touched(edit.root, edit.touched)
+                if problems:
+                    raise RpcError([*edit.errors, *problems])
             if edit.changed and test_option != "test-only":
-                self._commit(target, store, edit.root, session_id, config)
+                self._install(
+                    target, edit.root, None, session_id, "edit-config", edit.targets, config
+                )
             if edit.errors:
                 raise RpcError(edit.errors)
 
-    def _commit(
+    def copy_config(
+        self, target: str, source: str | etree._Element, *, session_id: int | None = None
+    ) -> None:
+        """Replace ``target`` (running, candidate or startup) with ``source``: a datastore's
+        name or an inline ``<config>`` element. The new content is validated first. A startup
+        that does not exist (never saved, or deleted) cannot be copied (``invalid-value``):
+        that would wipe the target."""
+        with self._mutex:
+            if isinstance(source, str):
+                src = self._store(source, "source")
+                if source == "startup" and not self._startup_exists:
+                    raise _protocol_error(
+                        ErrorTag.INVALID_VALUE,
+                        "there is no startup configuration to copy",
+                        bad_element="source",
+                    )
+                root, size = src.root, src.size
+            else:
+                root = inline_config(source)
+                size = count(root)
+            store = self._store(target, "target")
+            if source == target:
+                raise _protocol_error(
+                    ErrorTag.INVALID_VALUE,
+                    "source and target are the same datastore",
+                    bad_element="target",
+                )
+            self._check_writable(store, session_id)
+            problems = self._checker.check_tree(root)
+            if problems:
+                raise RpcError(problems)
+            self._install(target, root, size, session_id, "copy-config", _WHOLE)
+
+    def delete_config(self, target: str, *, session_id: int | None = None) -> None:
+        """Delete startup; running and candidate cannot be deleted (``invalid-value``)."""
+        with self._mutex:
+            store = self._store(target, "target")
+            if target != "startup":
+                raise _protocol_error(
+                    ErrorTag.INVALID_VALUE,
+                    f"the {target} datastore cannot be deleted",
+                    bad_element="target",
+                )
+            self._check_writable(store, session_id)
+            if store.path is not None:
+                try:
+                    remove_file(store.path)
+                except OSError as exc:
+                    raise _save_failed("startup", exc) from exc
+            store.set_root(empty_root(), 0)
+            self._startup_exists = False
+            self._emit(
+                ChangeEvent(
+                    "startup", session_id, None, "delete-config", (EditTarget("/", "delete"),)
+                )
+            )
+
+    def validate(self, source: str | etree._Element) -> None:
+        """Check a datastore, or an inline ``<config>``; RpcError with every problem found."""
+        with self._mutex:
+            if isinstance(source, str):
+                root = self._store(source, "source").root
+            else:
+                root = inline_config(source)
+            problems = self._checker.check_tree(root)
+            if problems:
+                raise RpcError(problems)
+
+    # -- candidate and commit ------------------------------------------------------------------
+
+    def commit(
+        self,
+        *,
+        session_id: int | None = None,
+        confirmed: bool = False,
+        confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
+        persist: str | None = None,
+        persist_id: str | None = None,
+    ) -> None:
+        """Make the candidate the running configuration.
+
+        ``confirmed`` starts (or extends) a confirmed commit rolled back after
+        ``confirm_timeout`` seconds unless confirmed; ``persist`` lets it outlive this session
+        and be confirmed by any session giving ``persist_id``. A plain commit confirms a
+        pending confirmed commit.
+        """
+        if confirmed and not confirm_timeout > 0:
+            raise _protocol_error(
+                ErrorTag.INVALID_VALUE,
+                "confirm-timeout must be at least 1 second",
+                bad_element="confirm-timeout",
+            )
+        with self._mutex:
+            confirm = self._confirm
+            confirm.check_commit(session_id, persist_id)
+            running, candidate = self._stores["running"], self._stores["candidate"]
+            self._check_writable(running, session_id)
+            self._check_writable(candidate, session_id)
+            changed = candidate.root is not running.root
+            if changed:
+                problems = self._checker.check_tree(candidate.root)
+                if problems:
+                    raise RpcError(problems)
+            starting = confirmed and confirm.pending is None
+            if starting:
+                try:
+                    confirm.save_backup(running.root)
+                except OSError as exc:
+                    raise _save_failed("running", exc) from exc
+            backup, backup_size = running.root, running.size
+            if changed:
+                edits = tuple(self._candidate_edits)
+                try:
+                    self._set_running(candidate.root, candidate.size, session_id, "commit", edits)
+                except RpcError:
+                    if starting:
+                        confirm.forget_file()
+                    raise
+            if confirmed:
+                kind = confirm.confirmed(backup, backup_size, session_id, confirm_timeout, persist)
+                event = ConfirmedCommitEvent(
+                    kind, session_id, timeout=confirm_timeout, persist=persist is not None
+                )
+                self._emit_commit(event)
+            elif confirm.pending is not None:
+                self._complete(session_id)
+
+    def _complete(self, session_id: int | None) -> None:
+        """A confirming commit went through."""
+        pending = self._confirm.finish()
+        self._confirm.forget_file()
+        persist = pending.persist is not None
+        self._emit_commit(ConfirmedCommitEvent(ConfirmEvent.COMPLETE, session_id, persist=persist))
+
+    def _confirm_timed_out(self) -> None:
+        log.warning("confirmed commit not confirmed in time: rolling back")
+        self._rollback(ConfirmEvent.TIMEOUT, None)
+
+    def _rollback(self, kind: ConfirmEvent, session_id: int | None) -> None:
+        pending = self._confirm.finish()
+        saved = True
+        if pending.backup is not self._stores["running"].root:
+            backup, size = pending.backup, pending.backup_size
+            try:
+                self._set_running(backup, size, session_id, "rollback", _WHOLE)
+            except RpcError:
+                # Rolled back in memory all the same; the rollback file stays, so that a
+                # restart rolls back too.
+                saved = False
+                self._set_running(backup, size, session_id, "rollback", _WHOLE, save=False)
+        if saved:
+            self._confirm.forget_file()
+        persist = pending.persist is not None
+        self._emit_commit(ConfirmedCommitEvent(kind, session_id, persist=persist))
+
+    def cancel_commit(
+        self, *, session_id: int | None = None, persist_id: str | None = None
+    ) -> None:
+        """Cancel the pending confirmed commit: running goes back to what it was before."""
+        with self._mutex:
+            self._confirm.check_cancel(session_id, persist_id)
+            self._rollback(ConfirmEvent.CANCEL, session_id)
+
+    def discard_changes(self, *, session_id: int | None = None) -> None:
+        """Reset the candidate to running, dropping its uncommitted changes."""
+        with self._mutex:
+            self._check_writable(self._stores["candidate"], session_id)
+            self._discard(session_id, strict=True)
+
+    def _discard(self, session_id: int | None, *, strict: bool) -> None:
+        if not self._candidate_by:
+            return
+        candidate = self._stores["candidate"]
+        if candidate.path is not None:
+            try:
+                remove_file(candidate.path)
+            except OSError as exc:
+                if strict:
+                    raise _save_failed("candidate", exc) from exc
+                log.error("cannot remove %s: %s", candidate.path, exc)
+        self._make_clean()
+        self._emit(ChangeEvent("candidate", session_id, None, "discard-changes", _WHOLE))
+
+    def _make_clean(self) -> None:
+        running = self._stores["running"]
+        self._stores["candidate"].set_root(running.root, running.size)
+        self._candidate_by.clear()
+        self._candidate_edits.clear()
+
+    # -- installing changes --------------------------------------------------------------------
+
+    def _install(
         self,
         name: str,
-        store: _Store,
         root: etree._Element,
+        size: int | None,
         session_id: int | None,
-        config: etree._Element,
+        operation: str,
+        targets: tuple[EditTarget, ...],
+        edit: etree._Element | None = None,
     ) -> None:
-        if store.path is not None:
+        if name == "running":
+            self._set_running(root, size, session_id, operation, targets, edit)
+        elif name == "candidate":
+            self._set_candidate(root, size, session_id, operation, targets, edit)
+        else:
+            store = self._stores["startup"]
+            if store.path is not None:
+                try:
+                    write_atomically(store.path, root)
+                except OSError as exc:
+                    raise _save_failed("startup", exc) from exc
+            store.set_root(root, size)
+            self._startup_exists = True
+            self._emit(ChangeEvent("startup", session_id, edit, operation, targets))
+
+    def _set_running(
+        self,
+        root: etree._Element,
+        size: int | None,
+        session_id: int | None,
+        operation: str,
+        targets: tuple[EditTarget, ...],
+        edit: etree._Element | None = None,
+        *,
+        save: bool = True,
+    ) -> None:
+        running = self._stores["running"]
+        if save and running.path is not None:
             try:
-                _write_atomically(store.path, root)
+                write_atomically(running.path, root)
             except OSError as exc:
-                log.error("cannot save the %s datastore to %s: %s", name, store.path, exc)
-                raise RpcError.single(
-                    ErrorTag.OPERATION_FAILED, f"cannot save the {name} datastore: {exc}"
-                ) from exc
-        store.set_root(root)
-        event = ChangeEvent(datastore=name, session_id=session_id, edit=config)
-        for listener in list(self._listeners):
+                raise _save_failed("running", exc) from exc
+        running.set_root(root, size)
+        candidate = self._stores["candidate"]
+        if not self._candidate_by or candidate.root is root:
+            if self._candidate_by and candidate.path is not None:
+                try:
+                    remove_file(candidate.path)
+                except OSError as exc:  # it equals running: harmless at the next start
+                    log.error("cannot remove %s: %s", candidate.path, exc)
+            self._make_clean()
+        self._emit(ChangeEvent("running", session_id, edit, operation, targets))
+
+    def _set_candidate(
+        self,
+        root: etree._Element,
+        size: int | None,
+        session_id: int | None,
+        operation: str,
+        targets: tuple[EditTarget, ...],
+        edit: etree._Element | None,
+    ) -> None:
+        candidate = self._stores["candidate"]
+        if root is self._stores["running"].root:  # copy-config running -> candidate
+            self._discard(session_id, strict=True)
+            return
+        if candidate.path is not None:
+            try:
+                write_atomically(candidate.path, root)
+            except OSError as exc:
+                raise _save_failed("candidate", exc) from exc
+        candidate.set_root(root, size)
+        self._candidate_by.add(_who(session_id))
+        self._candidate_edits.extend(targets)
+        self._emit(ChangeEvent("candidate", session_id, edit, operation, targets))
+
+    # -- listeners -----------------------------------------------------------------------------
+
+    def add_change_listener(self, listener: ChangeListener) -> None:
+        """Call ``listener`` after every change to any datastore."""
+        with self._mutex:
+            self._change_listeners.append(listener)
+
+    def remove_change_listener(self, listener: ChangeListener) -> None:
+        with self._mutex, contextlib.suppress(ValueError):
+            self._change_listeners.remove(listener)
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Call ``listener`` on every confirmed-commit event."""
+        with self._mutex:
+            self._commit_listeners.append(listener)
+
+    def remove_commit_listener(self, listener: CommitListener) -> None:
+        with self._mutex, contextlib.suppress(ValueError):
+            self._commit_listeners.remove(listener)
+
+    def _emit(self, event: ChangeEvent) -> None:
+        for listener in list(self._change_listeners):
             try:
                 listener(event)
             except Exception:
                 log.exception("change listener %r failed", listener)
 
-    def add_change_listener(self, listener: ChangeListener) -> None:
-        """Call ``listener`` after every committed change."""
-        with self._mutex:
-            self._listeners.append(listener)
-
-    def remove_change_listener(self, listener: ChangeListener) -> None:
-        with self._mutex, contextlib.suppress(ValueError):
-            self._listeners.remove(listener)
+    def _emit_commit(self, event: ConfirmedCommitEvent) -> None:
+        for listener in list(self._commit_listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("confirmed-commit listener %r failed", listener)
 
     # -- locks ---------------------------------------------------------------------------------
 
     def lock(self, target: str, session_id: int) -> None:
-        """Lock ``target`` for ``session_id``; ``lock-denied`` if anyone (even it) holds it."""
+        """Lock ``target`` for ``session_id``; ``lock-denied`` if anyone (even it) holds it,
+        if the candidate holds another session's changes, or if running has another session's
+        confirmed commit pending."""
         with self._mutex:
             store = self._store(target, "target")
             if store.lock_holder is not None:
-                raise RpcError.single(
+                raise _protocol_error(
                     ErrorTag.LOCK_DENIED,
                     f"the {target} datastore is already locked by session {store.lock_holder}",
-                    type=ErrorType.PROTOCOL,
-                    info={"session-id": str(store.lock_holder)},
+                    session_id=str(store.lock_holder),
+                )
+            others = self._candidate_by - {session_id}
+            if target == "candidate" and others:
+                raise _protocol_error(
+                    ErrorTag.LOCK_DENIED,
+                    "the candidate holds changes of another session that were neither "
+                    "committed nor discarded",
+                    session_id=str(min(others)),
+                )
+            blocker = self._confirm.lock_blocker(session_id) if target == "running" else None
+            if blocker is not None:
+                raise _protocol_error(
+                    ErrorTag.LOCK_DENIED,
+                    f"a confirmed commit of session {blocker} is pending",
+                    session_id=str(blocker),
                 )
             store.lock_holder = session_id
 
     def unlock(self, target: str, session_id: int) -> None:
-        """Release the lock ``session_id`` holds on ``target``; ``operation-failed`` if none."""
+        """Release the lock ``session_id`` holds on ``target``; ``operation-failed`` if none.
+        Unlocking the candidate discards its uncommitted changes."""
         with self._mutex:
             store = self._store(target, "target")
             holder = store.lock_holder
             if holder is None:
-                raise RpcError.single(
-                    ErrorTag.OPERATION_FAILED,
-                    f"the {target} datastore is not locked",
-                    type=ErrorType.PROTOCOL,
+                raise _protocol_error(
+                    ErrorTag.OPERATION_FAILED, f"the {target} datastore is not locked"
                 )
             if holder != session_id:
-                raise RpcError.single(
+                raise _protocol_error(
                     ErrorTag.OPERATION_FAILED,
                     f"the {target} datastore is locked by session {holder}, not by this one",
-                    type=ErrorType.PROTOCOL,
-                    info={"session-id": str(holder)},
+                    session_id=str(holder),
                 )
             store.lock_holder = None
+            if target == "candidate":
+                self._discard(session_id, strict=False)
 
     def lock_holder(self, target: str = "running") -> int | None:
         """The session holding the lock on ``target``, if any."""
@@ -1006,28 +742,36 @@ class Datastore:
             return self._store(target, "target").lock_holder
 
     def release_session(self, session_id: int) -> None:
-        """Drop every lock held by a session that ended."""
+        """A session ended: roll back its confirmed commit (unless it was given ``persist``),
+        drop its locks, and discard the candidate's changes if it held the candidate's lock."""
         with self._mutex:
+            if self._confirm.issued_by(session_id):
+                log.warning("session %d ended before confirming its commit: rollback", session_id)
+                self._rollback(ConfirmEvent.CANCEL, session_id)
             for store in self._stores.values():
                 if store.lock_holder == session_id:
                     store.lock_holder = None
+                    if store.name == "candidate":
+                        self._discard(session_id, strict=False)
 
     # -- datastores ----------------------------------------------------------------------------
 
     def _store(self, name: str, param: str) -> _Store:
         store = self._stores.get(name)
-        if store is not None:
-            return store
-        if name in _KNOWN_DATASTORES:
+        if store is None:
             raise RpcError.single(
-                ErrorTag.OPERATION_NOT_SUPPORTED,
-                f"this device has no {name} datastore",
+                ErrorTag.INVALID_VALUE,
+                f"unknown datastore {name!r}",
                 type=ErrorType.PROTOCOL,
                 info={"bad-element": param},
             )
-        raise RpcError.single(
-            ErrorTag.INVALID_VALUE,
-            f"unknown datastore {name!r}",
-            type=ErrorType.PROTOCOL,
-            info={"bad-element": param},
-        )
+        return store
+
+    def _check_writable(self, store: _Store, session_id: int | None) -> None:
+        holder = store.lock_holder
+        if holder is not None and holder != _who(session_id):
+            raise _protocol_error(
+                ErrorTag.IN_USE,
+                f"the {store.name} datastore is locked by session {holder}",
+                session_id=str(holder),
+            )

@@ -1,46 +1,75 @@
-"""The NETCONF operations of one agent, shared by all its sessions (RFC 6241 section 7).
+"""The NETCONF operations of one agent, shared by all its sessions (RFC 6241 sections 7 and 8).
 
 ``NetconfService.handle`` takes the operation element (the child of ``<rpc>``) and returns
 None for an ``<ok/>`` reply or a ``<data>`` element for get and get-config; it raises
 ``RpcError`` for an ``<rpc-error>`` reply. The caller owns framing, ``<rpc-reply>`` wrapping
 and the transport.
 
-close-session: ``handle`` releases the session's locks, forgets the session and returns None.
-The caller sends ``<ok/>`` and then closes the transport; ``NetconfService.wants_close`` tells
-it which operations are close-session. ``close_session`` is idempotent, so the caller may call
-it again when the transport ends.
+Operations: get, get-config, edit-config, copy-config, delete-config, lock, unlock,
+close-session, kill-session (base); commit, discard-changes (``:candidate``); cancel-commit
+and the commit parameters confirmed, confirm-timeout, persist, persist-id
+(``:confirmed-commit:1.1``); validate (``:validate:1.1``); startup as a datastore
+(``:startup``); ``<filter type="xpath" select=...>`` (``:xpath``); the ``with-defaults``
+parameter of get, get-config and copy-config (RFC 6243; on copy-config it only matters for a
+URL target, which this device does not have, so it is checked and otherwise ignored). The
+datastore's rules are in ``callhome.agent.datastore``.
 
-kill-session: the victim's locks are released, it is forgotten and the ``on_kill`` callback
-given to ``open_session`` is called; that callback closes the victim's transport.
+Session ends: ``close_session`` (called for close-session, and by the transport when it ends,
+idempotently) and kill-session release the session's locks, discard the candidate's changes if
+it held the candidate's lock, and roll back its confirmed commit unless that was given
+``persist``. close-session: ``handle`` does this and returns None; the caller sends ``<ok/>``
+and then closes the transport (``NetconfService.wants_close`` tells it which operations are
+close-session). kill-session: the victim is forgotten and the ``on_kill`` callback given to
+``open_session`` is called; that callback closes the victim's transport.
+
+Notifications: ``add_change_listener`` and ``add_commit_listener`` register callables that
+hear of every configuration change and every confirmed-commit event (see
+``callhome.agent.events``), the material of RFC 6470's netconf-config-change and
+netconf-confirmed-commit.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Any, Final
 
 from lxml import etree
 
 from callhome.agent.datastore import NETCONF_BASE_NS, Datastore
+from callhome.agent.defaults import WITH_DEFAULTS_CAPABILITY, WITH_DEFAULTS_NS, check_mode
+from callhome.agent.events import ChangeListener, CommitListener
 from callhome.errors import ErrorTag, ErrorType, LocalProtocolError, RpcError
 
-__all__ = ["BASE_CAPABILITIES", "NetconfService"]
+__all__ = ["BASE_CAPABILITIES", "CAPABILITIES", "NetconfService"]
 
 log = logging.getLogger(__name__)
 
-BASE_CAPABILITIES: Final = (
+_CAP: Final = "urn:ietf:params:netconf:capability:"
+
+CAPABILITIES: Final = (
     "urn:ietf:params:netconf:base:1.0",
     "urn:ietf:params:netconf:base:1.1",
-    "urn:ietf:params:netconf:capability:writable-running:1.0",
-    "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
+    f"{_CAP}writable-running:1.0",
+    f"{_CAP}candidate:1.0",
+    f"{_CAP}confirmed-commit:1.1",
+    f"{_CAP}rollback-on-error:1.0",
+    f"{_CAP}validate:1.1",
+    f"{_CAP}startup:1.0",
+    f"{_CAP}xpath:1.0",
+    WITH_DEFAULTS_CAPABILITY,
 )
-"""What this service implements; the :xpath, :validate, :candidate, :startup and :url
-capabilities are not among them."""
+"""What this service implements, no more: not :url, :notification or :interleave."""
+
+BASE_CAPABILITIES: Final = CAPABILITIES
+"""The former name of ``CAPABILITIES``."""
 
 _CLOSE_SESSION_TAG: Final = f"{{{NETCONF_BASE_NS}}}close-session"
+_WITH_DEFAULTS_TAG: Final = f"{{{WITH_DEFAULTS_NS}}}with-defaults"
+_MAX_TIMEOUT: Final = 4294967295
 
-_Handler = Callable[[int, dict[str, etree._Element]], etree._Element | None]
+_Params = dict[str, etree._Element]
+_Handler = Callable[[int, _Params], etree._Element | None]
 
 
 def _error(
@@ -68,38 +97,38 @@ def _child_elements(el: etree._Element) -> list[etree._Element]:
     return [c for c in el if isinstance(c.tag, str)]
 
 
+def _in_base(el: etree._Element) -> bool:
+    return isinstance(el.tag, str) and el.tag.startswith(f"{{{NETCONF_BASE_NS}}}")
+
+
 class NetconfService:
     """Dispatches NETCONF operations to a ``Datastore`` and keeps the agent's sessions."""
 
     def __init__(self, datastore: Datastore, *, extra_capabilities: Sequence[str] = ()) -> None:
         self.datastore = datastore
-        self.capabilities: list[str] = list(BASE_CAPABILITIES)
+        self.capabilities: list[str] = list(CAPABILITIES)
         for capability in extra_capabilities:
             if capability not in self.capabilities:
                 self.capabilities.append(capability)
         self._sessions: dict[int, Callable[[], None]] = {}
         self._next_session_id = 1
+        edit = {"target", "default-operation", "test-option", "error-option", "config", "url"}
+        commit = {"confirmed", "confirm-timeout", "persist", "persist-id"}
         # operation name -> (handler, parameters it accepts)
         self._operations: dict[str, tuple[_Handler, frozenset[str]]] = {
-            "get": (self._get, frozenset({"filter"})),
-            "get-config": (self._get_config, frozenset({"source", "filter"})),
-            "edit-config": (
-                self._edit_config,
-                frozenset(
-                    {
-                        "target",
-                        "default-operation",
-                        "test-option",
-                        "error-option",
-                        "config",
-                        "url",
-                    }
-                ),
-            ),
+            "get": (self._get, frozenset({"filter", "with-defaults"})),
+            "get-config": (self._get_config, frozenset({"source", "filter", "with-defaults"})),
+            "edit-config": (self._edit_config, frozenset(edit)),
+            "copy-config": (self._copy_config, frozenset({"target", "source", "with-defaults"})),
+            "delete-config": (self._delete_config, frozenset({"target"})),
             "lock": (self._lock, frozenset({"target"})),
             "unlock": (self._unlock, frozenset({"target"})),
             "close-session": (self._close_session, frozenset()),
             "kill-session": (self._kill_session, frozenset({"session-id"})),
+            "commit": (self._commit, frozenset(commit)),
+            "discard-changes": (self._discard_changes, frozenset()),
+            "cancel-commit": (self._cancel_commit, frozenset({"persist-id"})),
+            "validate": (self._validate, frozenset({"source"})),
         }
 
     # -- sessions ------------------------------------------------------------------------------
@@ -112,7 +141,8 @@ class NetconfService:
         return session_id
 
     def close_session(self, session_id: int) -> None:
-        """Forget a session that ended and release its locks (idempotent)."""
+        """Forget a session that ended: release its locks, discard the candidate's changes if
+        it held the candidate's lock, roll back its confirmed commit (idempotent)."""
         self._sessions.pop(session_id, None)
         self.datastore.release_session(session_id)
 
@@ -126,6 +156,22 @@ class NetconfService:
         """True when ``operation`` is close-session: after replying, close the transport."""
         return operation.tag == _CLOSE_SESSION_TAG
 
+    # -- listeners -----------------------------------------------------------------------------
+
+    def add_change_listener(self, listener: ChangeListener) -> None:
+        """Call ``listener`` with a ``ChangeEvent`` after every change to a datastore."""
+        self.datastore.add_change_listener(listener)
+
+    def remove_change_listener(self, listener: ChangeListener) -> None:
+        self.datastore.remove_change_listener(listener)
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Call ``listener`` with a ``ConfirmedCommitEvent`` on every confirmed-commit event."""
+        self.datastore.add_commit_listener(listener)
+
+    def remove_commit_listener(self, listener: CommitListener) -> None:
+        self.datastore.remove_commit_listener(listener)
+
     # -- dispatch ------------------------------------------------------------------------------
 
     def handle(self, session_id: int, operation: etree._Element) -> etree._Element | None:
@@ -137,7 +183,7 @@ class NetconfService:
             raise LocalProtocolError(f"session {session_id} is not open")
         tag = operation.tag if isinstance(operation.tag, str) else ""
         name = _local(tag)
-        entry = self._operations.get(name) if tag.startswith(f"{{{NETCONF_BASE_NS}}}") else None
+        entry = self._operations.get(name) if _in_base(operation) else None
         if entry is None:
             raise _error(
                 ErrorTag.OPERATION_NOT_SUPPORTED,
@@ -148,20 +194,19 @@ class NetconfService:
         return handler(session_id, self._parameters(operation, accepted))
 
     @staticmethod
-    def _parameters(
-        operation: etree._Element, accepted: frozenset[str]
-    ) -> dict[str, etree._Element]:
-        params: dict[str, etree._Element] = {}
+    def _parameters(operation: etree._Element, accepted: frozenset[str]) -> _Params:
+        params: _Params = {}
         for child in _child_elements(operation):
             name = _local(child.tag)
-            if not child.tag.startswith(f"{{{NETCONF_BASE_NS}}}"):
+            with_defaults = child.tag == _WITH_DEFAULTS_TAG and "with-defaults" in accepted
+            if not _in_base(child) and not with_defaults:
                 raise _error(
                     ErrorTag.UNKNOWN_NAMESPACE,
                     f"parameter {name!r} is not in the NETCONF base namespace",
                     bad_element=name,
                     info={"bad-namespace": child.tag[1:].partition("}")[0]},
                 )
-            if name not in accepted:
+            if name not in accepted or (name == "with-defaults" and not with_defaults):
                 raise _error(
                     ErrorTag.UNKNOWN_ELEMENT, f"unexpected parameter {name!r}", bad_element=name
                 )
@@ -175,7 +220,7 @@ class NetconfService:
     # -- parameters ----------------------------------------------------------------------------
 
     @staticmethod
-    def _required(params: dict[str, etree._Element], name: str) -> etree._Element:
+    def _required(params: _Params, name: str) -> etree._Element:
         element = params.get(name)
         if element is None:
             raise _error(
@@ -183,8 +228,21 @@ class NetconfService:
             )
         return element
 
-    def _datastore_name(self, params: dict[str, etree._Element], name: str) -> str:
+    def _datastore_name(self, params: _Params, name: str) -> str:
         """The datastore named in ``<source>``/``<target>``, e.g. ``<target><running/>``."""
+        choice = self._choice(params, name)
+        local = _local(choice.tag)
+        if local == "config":
+            raise _error(ErrorTag.INVALID_VALUE, f"{name} {local!r} is invalid", bad_element=name)
+        return local
+
+    def _source(self, params: _Params) -> str | etree._Element:
+        """A datastore's name, or the ``<config>`` element of an inline configuration."""
+        choice = self._choice(params, "source")
+        local = _local(choice.tag)
+        return choice if local == "config" else local
+
+    def _choice(self, params: _Params, name: str) -> etree._Element:
         choices = _child_elements(self._required(params, name))
         if not choices:
             raise _error(ErrorTag.MISSING_ELEMENT, f"{name} names no datastore", bad_element=name)
@@ -193,55 +251,68 @@ class NetconfService:
                 ErrorTag.BAD_ELEMENT, f"{name} names more than one datastore", bad_element=name
             )
         choice = choices[0]
-        local = _local(choice.tag)
         if choice.tag == f"{{{NETCONF_BASE_NS}}}url":
             raise _error(
                 ErrorTag.OPERATION_NOT_SUPPORTED,
                 "the :url capability is not supported",
                 bad_element=name,
             )
-        if not choice.tag.startswith(f"{{{NETCONF_BASE_NS}}}") or local == "config":
-            raise _error(ErrorTag.INVALID_VALUE, f"{name} {local!r} is invalid", bad_element=name)
-        return local
+        if not _in_base(choice):
+            raise _error(
+                ErrorTag.INVALID_VALUE,
+                f"{name} {_local(choice.tag)!r} is invalid",
+                bad_element=name,
+            )
+        return choice
 
     @staticmethod
-    def _filter(params: dict[str, etree._Element]) -> etree._Element | None:
+    def _filter(params: _Params) -> dict[str, Any]:
+        """Keyword arguments of ``Datastore.get``/``get_config`` for the ``<filter>``."""
         element = params.get("filter")
+        kwargs: dict[str, Any] = {}
+        wd = params.get("with-defaults")
+        if wd is not None:
+            kwargs["with_defaults"] = _text(wd)
         if element is None:
-            return None
+            return kwargs
         kind = element.get("type", "subtree")
         if kind == "subtree":
-            return element
-        info = {"bad-attribute": "type"}
+            kwargs["filter"] = element
+            return kwargs
         if kind == "xpath":
-            raise _error(
-                ErrorTag.OPERATION_NOT_SUPPORTED,
-                "xpath filters are not supported (no :xpath capability)",
-                bad_element="filter",
-                info=info,
-            )
+            select = element.get("select")
+            if select is None:
+                raise _error(
+                    ErrorTag.MISSING_ATTRIBUTE,
+                    "an xpath filter needs a select attribute",
+                    bad_element="filter",
+                    info={"bad-attribute": "select"},
+                )
+            kwargs["select"] = select
+            kwargs["namespaces"] = dict(element.nsmap)
+            return kwargs
         raise _error(
             ErrorTag.BAD_ATTRIBUTE,
             f"unknown filter type {kind!r}",
             bad_element="filter",
-            info=info,
+            info={"bad-attribute": "type"},
         )
 
     @staticmethod
-    def _option(params: dict[str, etree._Element], name: str, default: str) -> str:
+    def _option(params: _Params, name: str, default: str) -> str:
         element = params.get(name)
         return default if element is None else _text(element)
 
     # -- operations ----------------------------------------------------------------------------
 
-    def _get(self, session_id: int, params: dict[str, etree._Element]) -> etree._Element:
-        return self.datastore.get(self._filter(params))
+    def _get(self, session_id: int, params: _Params) -> etree._Element:
+        return self.datastore.get(**self._filter(params))
 
-    def _get_config(self, session_id: int, params: dict[str, etree._Element]) -> etree._Element:
+    def _get_config(self, session_id: int, params: _Params) -> etree._Element:
         source = self._datastore_name(params, "source")
-        return self.datastore.get_config(source, self._filter(params))
+        return self.datastore.get_config(source, **self._filter(params))
 
-    def _edit_config(self, session_id: int, params: dict[str, etree._Element]) -> None:
+    def _edit_config(self, session_id: int, params: _Params) -> None:
         target = self._datastore_name(params, "target")
         config = params.get("config")
         if config is None:
@@ -267,16 +338,64 @@ class NetconfService:
             session_id=session_id,
         )
 
-    def _lock(self, session_id: int, params: dict[str, etree._Element]) -> None:
+    def _copy_config(self, session_id: int, params: _Params) -> None:
+        target = self._datastore_name(params, "target")
+        source = self._source(params)
+        wd = params.get("with-defaults")
+        if wd is not None:  # checked; only a URL target would use it
+            check_mode(_text(wd))
+        self.datastore.copy_config(target, source, session_id=session_id)
+
+    def _delete_config(self, session_id: int, params: _Params) -> None:
+        self.datastore.delete_config(self._datastore_name(params, "target"), session_id=session_id)
+
+    def _lock(self, session_id: int, params: _Params) -> None:
         self.datastore.lock(self._datastore_name(params, "target"), session_id)
 
-    def _unlock(self, session_id: int, params: dict[str, etree._Element]) -> None:
+    def _unlock(self, session_id: int, params: _Params) -> None:
         self.datastore.unlock(self._datastore_name(params, "target"), session_id)
 
-    def _close_session(self, session_id: int, params: dict[str, etree._Element]) -> None:
+    def _commit(self, session_id: int, params: _Params) -> None:
+        confirmed = "confirmed" in params
+        for name in ("confirm-timeout", "persist"):
+            if name in params and not confirmed:
+                raise _error(
+                    ErrorTag.MISSING_ELEMENT,
+                    f"{name} needs confirmed",
+                    bad_element="confirmed",
+                )
+        kwargs: dict[str, Any] = {}
+        if "confirm-timeout" in params:
+            text = _text(params["confirm-timeout"])
+            timeout = int(text) if text.isdigit() else 0
+            if not 1 <= timeout <= _MAX_TIMEOUT:
+                raise _error(
+                    ErrorTag.INVALID_VALUE,
+                    f"confirm-timeout must be a whole number of seconds from 1, not {text!r}",
+                    bad_element="confirm-timeout",
+                )
+            kwargs["confirm_timeout"] = float(timeout)
+        if "persist" in params:
+            kwargs["persist"] = _text(params["persist"])
+        if "persist-id" in params:
+            kwargs["persist_id"] = _text(params["persist-id"])
+        self.datastore.commit(session_id=session_id, confirmed=confirmed, **kwargs)
+
+    def _discard_changes(self, session_id: int, params: _Params) -> None:
+        self.datastore.discard_changes(session_id=session_id)
+
+    def _cancel_commit(self, session_id: int, params: _Params) -> None:
+        element = params.get("persist-id")
+        persist_id = None if element is None else _text(element)
+        self.datastore.cancel_commit(session_id=session_id, persist_id=persist_id)
+
+    def _validate(self, session_id: int, params: _Params) -> None:
+        self.datastore.validate(self._source(params))
+
+    def _close_session(self, session_id: int, params: _Params) -> None:
         self.close_session(session_id)
 
-    def _kill_session(self, session_id: int, params: dict[str, etree._Element]) -> None:
+    def _kill_session(self, session_id: int, params: _Params) -> None:
         text = _text(self._required(params, "session-id"))
         try:
             victim = int(text)

@@ -6,19 +6,46 @@ import asyncio
 import logging
 import random
 import signal
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import Protocol
 
 import asyncssh
 
 from callhome.agent.datastore import Datastore
 from callhome.agent.netconf_service import NetconfService
-from callhome.config import DEFAULT_SSH_PORT, AgentConfig, load, parse_hostport
-from callhome.errors import ConfigError
+from callhome.agent.snmp import build_agent
+from callhome.agent.terminal import DeviceAccess
+from callhome.config import (
+    DEFAULT_SSH_PORT,
+    DEFAULT_TLS_PORT,
+    DEFAULT_TURN_PORT,
+    AgentConfig,
+    load,
+    parse_hostport,
+)
+from callhome.errors import AuthError, ConfigError
 from callhome.net.keys import ensure_key, identity_of, parse_public_key
 from callhome.net.reverse_ssh import DeviceSshSettings, dial_reverse_ssh
+from callhome.net.reverse_tls import DeviceTlsSettings, dial_reverse_tls
+from callhome.net.turn import DeviceTurnSettings, dial_turn
 from callhome.proto.reconnect import ReconnectPlan
 
 log = logging.getLogger(__name__)
+
+DEFAULT_PORTS = {
+    "reverse-ssh": DEFAULT_SSH_PORT,
+    "reverse-tls": DEFAULT_TLS_PORT,
+    "turn": DEFAULT_TURN_PORT,
+}
+
+
+class CallHomeConnection(Protocol):
+    """One live call-home connection, whatever its orientation."""
+
+    async def wait_closed(self) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 def load_manager_keys(config: AgentConfig) -> list[asyncssh.SSHKey]:
@@ -46,16 +73,27 @@ class Agent:
         self.identity = identity_of(self.host_key)
         self.datastore = Datastore(config.path(config.datastore), list_keys=config.list_keys)
         self.netconf = NetconfService(self.datastore)
-        self.endpoints = [parse_hostport(e.address, DEFAULT_SSH_PORT) for e in config.endpoints]
+        self.endpoints = [
+            parse_hostport(e.address, DEFAULT_PORTS[e.orientation]) for e in config.endpoints
+        ]
+        uses = {e.orientation for e in config.endpoints}
         self.settings = DeviceSshSettings(
             host_key=self.host_key,
-            manager_keys=load_manager_keys(config),
+            manager_keys=load_manager_keys(config) if "reverse-ssh" in uses else [],
             handler=self.netconf,
             auth_timeout=config.auth_timeout,
             keepalive=config.keepalive,
             algorithms=config.algorithms,
             max_message_size=config.max_message_size,
+            services=DeviceAccess(config.access) if config.access else None,
+            snmp=(
+                build_agent(config, self.host_key.export_public_key())
+                if config.snmp.enabled
+                else None
+            ),
         )
+        self.tls_settings = self._tls_settings() if "reverse-tls" in uses else None
+        self.turn_settings = self._turn_settings() if "turn" in uses else None
         rc = config.reconnect
         self.plan = ReconnectPlan(
             endpoints=len(self.endpoints),
@@ -66,9 +104,47 @@ class Agent:
             jitter=rc.backoff_jitter,
             rng=rng or random.Random(),
         )
-        self.connection: asyncssh.SSHServerConnection | None = None
+        self.connection: CallHomeConnection | None = None
         self.connected = asyncio.Event()
         self.connections_made = 0
+
+    def _tls_settings(self) -> DeviceTlsSettings:
+        config, tls = self.config, self.config.tls
+        return DeviceTlsSettings.from_files(
+            config.path(tls.cert),
+            config.path(tls.key),
+            manager_ca=[config.path(p) for p in tls.manager_ca],
+            manager_crl=[config.path(p) for p in tls.manager_crl],
+            manager_fingerprints=tls.manager_fingerprints,
+            handler=self.netconf,
+            auth_timeout=config.auth_timeout,
+            keepalive=config.keepalive,
+            max_message_size=config.max_message_size,
+        )
+
+    def _turn_settings(self) -> DeviceTurnSettings:
+        config = self.config
+        keys = [parse_public_key(k) for k in config.turn.manager_host_keys]
+        if not keys:
+            raise ConfigError("turn endpoints need turn.manager_host_keys (the manager's host key)")
+        return DeviceTurnSettings(
+            user_key=self.host_key,  # one key, one identity, whichever orientation
+            manager_host_keys=keys,
+            handler=self.netconf,
+            auth_timeout=config.auth_timeout,
+            keepalive=config.keepalive,
+            algorithms=config.algorithms,
+            username=config.turn.username,
+            max_message_size=config.max_message_size,
+        )
+
+    def _dial(self, endpoint: int, host: str, port: int) -> Awaitable[CallHomeConnection]:
+        orientation = self.config.endpoints[endpoint].orientation
+        if orientation == "reverse-tls" and self.tls_settings is not None:
+            return dial_reverse_tls(host, port, self.tls_settings)
+        if orientation == "turn" and self.turn_settings is not None:
+            return dial_turn(host, port, self.turn_settings)
+        return dial_reverse_ssh(host, port, self.settings)
 
     async def run(self) -> None:
         """Dial and serve until cancelled. A device never gives up."""
@@ -79,10 +155,10 @@ class Agent:
             host, port = self.endpoints[attempt.endpoint]
             try:
                 conn = await asyncio.wait_for(
-                    dial_reverse_ssh(host, port, self.settings),
+                    self._dial(attempt.endpoint, host, port),
                     self.config.reconnect.max_wait,
                 )
-            except (OSError, asyncssh.Error, TimeoutError) as exc:
+            except (OSError, asyncssh.Error, TimeoutError, AuthError) as exc:
                 log.info("call home to %s:%d failed: %s", host, port, exc or "timeout")
                 self.plan.failed()
                 continue
@@ -105,6 +181,8 @@ async def run_agent(path: Path) -> None:
     """Run the device configured in ``path`` until SIGINT or SIGTERM."""
     agent = Agent(load(AgentConfig, path))
     print(f"callhome agent {agent.identity} calling {agent.endpoints}", flush=True)
+    if agent.tls_settings is not None and agent.tls_settings.identity is not None:
+        print(f"callhome agent certificate {agent.tls_settings.identity}", flush=True)
     task = asyncio.create_task(agent.run())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

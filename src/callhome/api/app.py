@@ -6,8 +6,7 @@ to HTTP in one place (``_error_response``) and always carry ``{"error": kind, "m
 
 from __future__ import annotations
 
-import hashlib
-import secrets
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -17,6 +16,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from lxml import etree
 from pydantic import BaseModel, Field
 
+from callhome.api.auth import Forbidden, TokenSet
+from callhome.api.terminal import terminal_router
+from callhome.config import ApiToken
 from callhome.errors import (
     AuthError,
     CallHomeError,
@@ -27,9 +29,11 @@ from callhome.errors import (
     NotFound,
     ProtocolError,
     RpcError,
+    ServiceRefused,
     SessionClosed,
     UnknownDevice,
 )
+from callhome.manager import snmp as snmp_jobs
 from callhome.manager.service import Manager
 from callhome.proto.netconf import messages
 from callhome.storage import Device, Event
@@ -43,6 +47,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (Conflict, 409),
     (RpcError, 422),
     (ConfigError, 400),
+    (ServiceRefused, 403),
     (DeviceError, 409),
     (ProtocolError, 502),
     (SessionClosed, 502),
@@ -123,6 +128,24 @@ class NetconfBody(BaseModel):
     expires: float | None = Field(None, description="Unix time after which never to run.")
 
 
+class SnmpVarBindBody(BaseModel):
+    oid: str = Field(description="Numeric OID, e.g. 1.3.6.1.2.1.1.4.0.")
+    type: str = Field(description="i u c C t s x o a (as snmpset), or the type spelled out.")
+    value: str
+
+
+class SnmpBody(BaseModel):
+    """One SNMP operation, run as a job of kind ``snmp``."""
+
+    operation: str = Field(description="get, getnext, walk, bulkwalk or set")
+    oids: list[str] = Field(default_factory=list, description="Numeric OIDs (not for set).")
+    varbinds: list[SnmpVarBindBody] = Field(default_factory=list, description="For set.")
+    max_repetitions: int = Field(25, ge=1, le=1000, description="For bulkwalk.")
+    wait: float | None = Field(None, ge=0, le=3600)
+    not_before: float | None = None
+    expires: float | None = None
+
+
 class GroupBody(BaseModel):
     edits: list[str] = Field(min_length=1, description="Contents of <config>, one per edit.")
     wait: float | None = Field(None, ge=0, le=3600)
@@ -190,26 +213,26 @@ def _authorized(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    """The operator behind a request (named by a hash of the token), or AuthError."""
-    token: str = request.app.state.token
-    if creds is None or not secrets.compare_digest(creds.credentials.encode(), token.encode()):
-        raise AuthError("a valid bearer token is required")
-    actor: str = request.app.state.actor
-    return actor
+    """The operator behind a request (``token:NAME``), or AuthError; reads need the ``read``
+    right, everything else ``operate`` (see callhome.api.auth)."""
+    tokens: TokenSet = request.app.state.tokens
+    right = "read" if request.method in ("GET", "HEAD") else "operate"
+    header = f"Bearer {creds.credentials}" if creds is not None else None
+    return tokens.authorize(header, right).actor
 
 
 Actor = Annotated[str, Depends(_authorized)]
 
 
-def create_app(manager: Manager, token: str) -> FastAPI:
+def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) -> FastAPI:
     app = FastAPI(title="callhome manager", version="1")
-    app.state.token = token
-    app.state.actor = "token:" + hashlib.sha256(token.encode()).hexdigest()[:8]
+    app.state.tokens = TokenSet(token, tokens)
+    app.include_router(terminal_router(manager, _error_response))
 
     @app.exception_handler(Exception)
     async def _handle(request: Request, exc: Exception) -> JSONResponse:
         response = _error_response(exc)
-        if isinstance(exc, AuthError):
+        if isinstance(exc, AuthError) and not isinstance(exc, Forbidden):
             response.status_code = 401
             response.headers["WWW-Authenticate"] = "Bearer"
         return response
@@ -251,6 +274,26 @@ def create_app(manager: Manager, token: str) -> FastAPI:
         """Queue one NETCONF operation as a job; wait for it if the device is connected."""
         job = await manager.submit_netconf(
             name, build_operation(body), who, not_before=body.not_before, expires=body.expires
+        )
+        return await _settle(job, body.wait)
+
+    @app.post("/v1/devices/{name:path}/snmp")
+    async def snmp(name: str, body: SnmpBody, who: Actor) -> dict[str, Any]:
+        """Queue one SNMP operation (RFC 5592 over the call-home connection) as a job."""
+        payload = snmp_jobs.build_payload(
+            body.operation,
+            body.oids,
+            [vb.model_dump() for vb in body.varbinds],
+            max_repetitions=body.max_repetitions,
+        )
+        job = await manager.submit(
+            name,
+            "snmp",
+            payload,
+            who,
+            read_only=body.operation in snmp_jobs.READ_ONLY,
+            not_before=body.not_before,
+            expires=body.expires,
         )
         return await _settle(job, body.wait)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import uvicorn
 
 from callhome.api.app import create_app
-from callhome.config import DEFAULT_API_PORT, ManagerConfig, parse_hostport
+from callhome.config import DEFAULT_API_PORT, ManagerConfig, load_api_tokens, parse_hostport
 from callhome.manager.service import Manager
 from callhome.net.keys import write_private
 from callhome.storage import open_store
@@ -53,7 +53,7 @@ async def serve_manager(config: ManagerConfig, *, ready: asyncio.Event | None = 
     host, port = parse_hostport(config.api.listen, DEFAULT_API_PORT)
     server = _ApiServer(
         uvicorn.Config(
-            create_app(manager, token),
+            create_app(manager, token, load_api_tokens(config.path(config.api.tokens_file))),
             host=host,
             port=port,
             log_level="warning",

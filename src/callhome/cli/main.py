@@ -72,10 +72,11 @@ def cmd_devices(api: Api, args: argparse.Namespace) -> int:
             d["status"],
             _ago(d["since"]),
             d["address"] or "-",
+            d.get("orientation") or "-",
         ]
         for d in devices
     ]
-    print(_table(rows, ["NAME", "FINGERPRINT", "STATUS", "SINCE", "ADDRESS"]))
+    print(_table(rows, ["NAME", "FINGERPRINT", "STATUS", "SINCE", "ADDRESS", "ORIENTATION"]))
     return EXIT_OK
 
 
@@ -164,6 +165,8 @@ def show_job_outcome(job: dict[str, Any]) -> int:
                 print(f"warning: {err['tag']}: {err.get('message') or ''}", file=sys.stderr)
         if "reply" in result:
             print(_pretty(result["reply"]), end="")
+        elif "varbinds" in result:
+            _print_varbinds(result["varbinds"])
         else:
             print(f"job {job['id']} succeeded")
         return EXIT_OK
@@ -213,6 +216,47 @@ def cmd_netconf(api: Api, args: argparse.Namespace) -> int:
         body["edits"] = [_read_arg(c) for c in args.edit]
         path = f"/v1/devices/{args.name}/netconf-group"
     return show_job_outcome(api.call("POST", path, json=body))
+
+
+def _print_varbinds(varbinds: list[dict[str, Any]]) -> None:
+    for vb in varbinds:
+        if vb["type"] in ("noSuchObject", "noSuchInstance", "endOfMibView"):
+            print(f"{vb['oid']} = {vb['type']}")
+        else:
+            print(f"{vb['oid']} = {vb['type']}: {vb['value']}")
+
+
+def cmd_snmp(api: Api, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"operation": args.operation}
+    if args.operation == "set":
+        if len(args.args) % 3:
+            print("set takes OID TYPE VALUE triples", file=sys.stderr)
+            return EXIT_USAGE
+        triples = [args.args[i : i + 3] for i in range(0, len(args.args), 3)]
+        body["varbinds"] = [{"oid": o, "type": t, "value": v} for o, t, v in triples]
+    else:
+        body["oids"] = args.args
+    if args.max_repetitions is not None:
+        body["max_repetitions"] = args.max_repetitions
+    if args.wait is not None:
+        body["wait"] = args.wait
+    if args.expires is not None:
+        body["expires"] = time.time() + args.expires
+    if args.after is not None:
+        body["not_before"] = time.time() + args.after
+    job = api.call("POST", f"/v1/devices/{args.name}/snmp", json=body)
+    if args.json:
+        print(json.dumps(job, indent=2))
+        return EXIT_OK if job["state"] in ("succeeded", "queued", "running") else EXIT_FAILED
+    result = job.get("result") or {}
+    if job["state"] == "failed" and "varbinds" in result:
+        _print_varbinds(result["varbinds"])
+        where = f" at {result['error_oid']}" if result.get("error_oid") else ""
+        error = result.get("error_status") or result.get("error") or "failed"
+        index = f" (index {result['error_index']})" if result.get("error_index") else ""
+        print(f"snmp error: {error}{index}{where}", file=sys.stderr)
+        return EXIT_FAILED
+    return show_job_outcome(job)
 
 
 def cmd_jobs(api: Api, args: argparse.Namespace) -> int:
@@ -293,10 +337,22 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     directory = Path(args.dir)
     if args.role == "manager":
-        line = init_manager(directory, args.listen or None, args.api)
+        line = init_manager(
+            directory,
+            args.listen or None,
+            args.api,
+            tls_listen=args.tls_listen or [],
+            tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+            tls_key=Path(args.tls_key) if args.tls_key else None,
+            tls_ca=[Path(p) for p in args.tls_ca or []],
+            tls_crl=[Path(p) for p in args.tls_crl or []],
+            tls_map=args.tls_map,
+            turn_listen=args.turn_listen or [],
+        )
         print(f"wrote {directory / 'manager.toml'}")
         print("give devices this manager key (agent.toml manager_keys):")
         print(line)
+        _print_orientation_hints(args, directory)
     else:
         if not args.manager:
             print("init agent needs --manager HOST:PORT (one or more)", file=sys.stderr)
@@ -304,11 +360,34 @@ def cmd_init(args: argparse.Namespace) -> int:
         keys = list(args.manager_key or [])
         for path in args.manager_key_file or []:
             keys += [ln for ln in Path(path).read_text().splitlines() if ln.strip()]
-        fingerprint = init_agent(directory, args.manager, keys)
+        fingerprint = init_agent(
+            directory,
+            args.manager,
+            keys,
+            orientation=args.orientation,
+            tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+            tls_key=Path(args.tls_key) if args.tls_key else None,
+            manager_ca=[Path(p) for p in args.manager_ca or []],
+            manager_crl=[Path(p) for p in args.manager_crl or []],
+            manager_fingerprints=args.manager_cert_fingerprint or [],
+            manager_host_keys=args.manager_host_key or [],
+        )
         print(f"wrote {directory / 'agent.toml'}")
         print("approve this device on the manager with:")
         print(f"callhome approve {fingerprint} --name NAME")
     return EXIT_OK
+
+
+def _print_orientation_hints(args: argparse.Namespace, directory: Path) -> None:
+    from callhome.cli.setup import turn_host_key_line
+    from callhome.net.pki import file_fingerprint
+
+    if args.tls_listen and args.tls_cert:
+        print("reverse-tls devices: --manager-ca <the CA of the manager's certificate>")
+        print(f"  --manager-cert-fingerprint {file_fingerprint(Path(args.tls_cert))}")
+    if args.turn_listen:
+        print("turn devices: --manager-host-key with this line:")
+        print(turn_host_key_line(directory))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -344,6 +423,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--manager", action="append", help="agent: manager HOST:PORT (repeatable)")
     s.add_argument("--manager-key", action="append", help="agent: a manager public key line")
     s.add_argument("--manager-key-file", action="append", help="agent: file of manager keys")
+    s.add_argument("--tls-listen", action="append", help="manager: reverse-tls listen address")
+    s.add_argument("--tls-ca", action="append", help="manager: CA file of device certificates")
+    s.add_argument("--tls-crl", action="append", help="manager: CRL file of that CA")
+    s.add_argument(
+        "--tls-map",
+        default="san-dns-name",
+        choices=["san-dns-name", "san-rfc822-name", "san-ip-address", "san-any", "common-name"],
+        help="manager: how a CA-issued certificate names its device (cert-to-name)",
+    )
+    s.add_argument("--turn-listen", action="append", help="manager: turn SSH server address")
+    s.add_argument("--tls-cert", help="the manager's client / the device's server certificate")
+    s.add_argument("--tls-key", help="the key of --tls-cert")
+    s.add_argument(
+        "--orientation",
+        choices=["reverse-ssh", "reverse-tls", "turn"],
+        default="reverse-ssh",
+        help="agent: how it calls home (every --manager given)",
+    )
+    s.add_argument("--manager-ca", action="append", help="agent: anchor for the manager's cert")
+    s.add_argument("--manager-crl", action="append", help="agent: CRL of that CA")
+    s.add_argument(
+        "--manager-cert-fingerprint", action="append", help="agent: pin the manager's cert"
+    )
+    s.add_argument(
+        "--manager-host-key", action="append", help="agent: the manager's turn host key line"
+    )
     s.set_defaults(daemon=cmd_init)
 
     s = sub.add_parser("demo", help="a manager and a few local devices, for a first look")
@@ -449,6 +554,36 @@ def build_parser() -> argparse.ArgumentParser:
     o = ops.add_parser("rpc", help="any operation, given as XML")
     o.add_argument("xml", help="the operation element (child of <rpc>), or @file")
     s.set_defaults(func=cmd_netconf)
+
+    s = sub.add_parser(
+        "snmp",
+        help="an SNMP operation on a device (a job: deferred while the device is away)",
+        description="OIDs are numeric. set takes OID TYPE VALUE triples; TYPE is one of "
+        "i (INTEGER), u (Gauge32), c (Counter32), C (Counter64), t (TimeTicks), s (string), "
+        "x (hex string), o (OID), a (IpAddress).",
+    )
+    s.add_argument("name")
+    s.add_argument("operation", choices=["get", "getnext", "walk", "bulkwalk", "set"])
+    s.add_argument("args", nargs="+", metavar="OID [TYPE VALUE]")
+    s.add_argument("--max-repetitions", type=int, help="bulkwalk: bindings per request")
+    s.add_argument(
+        "--wait",
+        nargs="?",
+        const=3600.0,
+        type=_duration,
+        help="wait for the result even if the device is away (up to TIMEOUT, default 1h)",
+    )
+    s.add_argument("--expires", type=_duration, help="give up if not run within this time")
+    s.add_argument("--after", type=_duration, help="do not run before this much time has passed")
+    s.add_argument("--json", action="store_true", help="the whole job as JSON")
+    s.set_defaults(func=cmd_snmp)
+
+    from callhome.cli.terminal import add_parsers
+
+    add_parsers(sub)
+    from callhome.cli.pki import add_parsers as add_pki_parsers
+
+    add_pki_parsers(sub)
     return p
 
 

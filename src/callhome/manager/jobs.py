@@ -18,7 +18,8 @@ from typing import Any
 
 from lxml import etree
 
-from callhome.errors import ErrorSeverity, RpcError, SessionClosed
+from callhome.errors import DeviceError, ErrorSeverity, ProtocolError, RpcError, SessionClosed
+from callhome.manager import snmp
 from callhome.net.session import DeviceSession
 from callhome.proto.netconf import RpcReply, messages
 from callhome.proto.netconf.messages import parse_xml
@@ -168,7 +169,33 @@ class DeviceWorker:
             return (JobInput.SUCCEED if reply.ok else JobInput.FAIL), reply_result(reply)
         if job.kind == "netconf-group":
             return await self._execute_group(job)
+        if job.kind == "snmp":
+            return await self._execute_snmp(job)
         return JobInput.FAIL, {"error": f"unknown job kind {job.kind!r}"}
+
+    async def _execute_snmp(self, job: Job) -> tuple[JobInput, dict[str, Any]]:
+        """One SNMP operation. The connection ending requeues a read and makes a SET's
+        outcome unknown; the snmp channel failing while the connection stays up fails a
+        read (it would fail again) and makes a SET's outcome unknown."""
+        session = self.session
+        try:
+            client = await session.snmp()
+        except (SessionClosed, TimeoutError) as exc:
+            if session.closed.is_set():
+                raise _Interrupted(False, session.close_reason or str(exc)) from None
+            return JobInput.FAIL, {"error": f"SNMP engine discovery failed: {exc or 'timeout'}"}
+        except (DeviceError, ProtocolError) as exc:
+            return JobInput.FAIL, {"error": str(exc)}
+        try:
+            ok, result = await snmp.execute(client, job.payload)
+        except (SessionClosed, TimeoutError) as exc:
+            reason = str(exc) or "no reply in time"
+            if session.closed.is_set() or not job.read_only:
+                raise _Interrupted(True, reason) from None
+            return JobInput.FAIL, {"error": reason}
+        except ProtocolError as exc:
+            return JobInput.FAIL, {"error": str(exc)}
+        return (JobInput.SUCCEED if ok else JobInput.FAIL), result
 
     async def _execute_group(self, job: Job) -> tuple[JobInput, dict[str, Any]]:
         """Several edits as one candidate commit: all or nothing."""

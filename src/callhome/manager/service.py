@@ -16,7 +16,13 @@ from typing import Any
 
 from lxml import etree
 
-from callhome.config import DEFAULT_SSH_PORT, ManagerConfig, parse_hostport
+from callhome.config import (
+    DEFAULT_SSH_PORT,
+    DEFAULT_TLS_PORT,
+    DEFAULT_TURN_PORT,
+    ManagerConfig,
+    parse_hostport,
+)
 from callhome.errors import (
     ConfigError,
     Conflict,
@@ -29,7 +35,9 @@ from callhome.identity import Identity
 from callhome.manager.jobs import Dispatcher, is_read_only
 from callhome.net.keys import ensure_key, load_private_key
 from callhome.net.reverse_ssh import ManagerSshSettings, ReverseSshListener
+from callhome.net.reverse_tls import ManagerTlsSettings, ReverseTlsListener
 from callhome.net.session import DeviceSession
+from callhome.net.turn import ManagerTurnSettings, TurnListener
 from callhome.storage import Device, DeviceStatus, EventKind, Store
 from callhome.storage.jobs import Job
 
@@ -51,6 +59,7 @@ class Manager:
         self._noted: dict[tuple[str, str], float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: ReverseSshListener | None = None
+        self._more_listeners: list[ReverseTlsListener | TurnListener] = []
         self.changed = asyncio.Condition()
         self.jobs = Dispatcher(store, self._job_changed)
 
@@ -85,11 +94,62 @@ class Manager:
             host, port = parse_hostport(address, DEFAULT_SSH_PORT)
             self.ports.append(await self._listener.listen(host, port))
         log.info("manager listening for reverse-ssh call home on %s", self.ports)
+        await self._start_tls_and_turn()
         return self.ports
+
+    async def _start_tls_and_turn(self) -> None:
+        """The reverse-tls and turn listeners, each only if its section lists addresses."""
+        cfg, section = self.config, self.config.manager
+        tls, turn = section.tls, section.turn
+        listener: ReverseTlsListener | TurnListener
+        if tls.listen:
+            listener = ReverseTlsListener(
+                self,
+                ManagerTlsSettings.from_files(
+                    cfg.path(tls.cert),
+                    cfg.path(tls.key),
+                    ca=[cfg.path(p) for p in tls.ca],
+                    crl=[cfg.path(p) for p in tls.crl],
+                    rules=tls.cert_to_name,
+                    allow_pinned=tls.allow_pinned,
+                    keepalive=section.keepalive,
+                    handshake_timeout=section.handshake_timeout,
+                    rpc_timeout=section.rpc_timeout,
+                    max_message_size=section.max_message_size,
+                    max_unauthenticated=section.max_unauthenticated,
+                ),
+            )
+            self._more_listeners.append(listener)
+            ports = [
+                await listener.listen(*parse_hostport(a, DEFAULT_TLS_PORT)) for a in tls.listen
+            ]
+            self.ports += ports
+            log.info("manager listening for reverse-tls call home on %s", ports)
+        if turn.listen:
+            listener = TurnListener(
+                self,
+                ManagerTurnSettings(
+                    host_key=ensure_key(cfg.path(turn.host_key)),
+                    keepalive=section.keepalive,
+                    algorithms=section.algorithms,
+                    handshake_timeout=section.handshake_timeout,
+                    rpc_timeout=section.rpc_timeout,
+                    max_message_size=section.max_message_size,
+                    max_unauthenticated=section.max_unauthenticated,
+                ),
+            )
+            self._more_listeners.append(listener)
+            ports = [
+                await listener.listen(*parse_hostport(a, DEFAULT_TURN_PORT)) for a in turn.listen
+            ]
+            self.ports += ports
+            log.info("manager listening for turn (netconf-turn over SSH) on %s", ports)
 
     async def stop(self) -> None:
         if self._listener is not None:
             await self._listener.close()
+        for listener in self._more_listeners:
+            await listener.close()
         await self.jobs.stop()
         for session in list(self.sessions.values()):
             session.close_transport()

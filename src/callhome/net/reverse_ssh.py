@@ -21,11 +21,20 @@ from typing import Any
 import asyncssh
 
 from callhome.config import KeepaliveConfig, SshAlgorithms
-from callhome.errors import SessionClosed
+from callhome.errors import DeviceError, ServiceRefused, SessionClosed
 from callhome.identity import Identity
+from callhome.net.channels import (
+    DeviceChannel,
+    DeviceServices,
+    ProcessHandle,
+    PtyRequest,
+    open_session_channel,
+    open_tcp_channel,
+)
 from callhome.net.keys import identity_of
 from callhome.net.netconf import NetconfClient, NetconfHandler, NetconfServerDriver
 from callhome.net.session import Admission, DeviceSession, Orientation
+from callhome.net.snmp import SNMP_SUBSYSTEM, SnmpChannel, SnmpHandler, open_snmp_client
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +194,53 @@ class _ManagerSshClient(asyncssh.SSHClient):
             self._timer = None
 
 
+class _SshChannels:
+    """Terminals, commands and forwards on a reverse-ssh connection (manager side)."""
+
+    def __init__(self, conn: asyncssh.SSHClientConnection) -> None:
+        self._conn = conn
+
+    async def open_terminal(
+        self, term: str, size: tuple[int, int], command: str | None, limit: int
+    ) -> DeviceChannel:
+        what = "a terminal" if command is None else f"a terminal running {command!r}"
+        try:
+            return await open_session_channel(
+                self._conn, "terminal", command=command, term=term, size=size, limit=limit
+            )
+        except asyncssh.ChannelOpenError as exc:
+            raise _refused(what, exc) from None
+
+    async def open_exec(self, command: str, limit: int) -> DeviceChannel:
+        try:
+            return await open_session_channel(
+                self._conn, "exec", command=command, term=None, size=None, limit=limit
+            )
+        except asyncssh.ChannelOpenError as exc:
+            raise _refused("running commands", exc) from None
+
+    async def open_forward(self, host: str, port: int, limit: int) -> DeviceChannel:
+        try:
+            return await open_tcp_channel(self._conn, host, port, limit=limit)
+        except asyncssh.ChannelOpenError as exc:
+            if exc.code == asyncssh.OPEN_CONNECT_FAILED and "not allowed" not in exc.reason:
+                raise DeviceError(
+                    f"the device could not connect to {host}:{port}: {exc.reason}"
+                ) from None
+            raise _refused(f"forwarding to {host}:{port}", exc) from None
+
+
+def _refused(what: str, exc: asyncssh.ChannelOpenError) -> DeviceError:
+    if exc.code in (asyncssh.OPEN_REQUEST_PTY_FAILED, asyncssh.OPEN_REQUEST_SESSION_FAILED):
+        return ServiceRefused(
+            f"the device refused {what}: not allowed to this manager's key "
+            "(see [[access]] in the device's agent.toml)"
+        )
+    if exc.code == asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED:
+        return ServiceRefused(f"the device refused: {exc.reason}")
+    return DeviceError(f"the device refused {what}: {exc.reason}")
+
+
 class ReverseSshListener:
     """The manager's reverse-ssh accept loop, turning sockets into DeviceSessions."""
 
@@ -278,6 +334,8 @@ class ReverseSshListener:
             address=client.address,
             netconf=netconf,
             close_transport=conn.close,
+            channels=_SshChannels(conn),
+            snmp_opener=lambda: open_snmp_client(conn, timeout=settings.rpc_timeout),
         )
         client.session = session
         client.handshake_done()
@@ -299,30 +357,100 @@ class ReverseSshListener:
 
 
 class _ServerChannel(asyncssh.SSHServerSession[bytes]):
-    """An SSH session channel on the device; serves the netconf subsystem only."""
+    """An SSH session channel on the device: the netconf subsystem, or, where the manager's
+    key is allowed them (``DeviceServices``), a terminal or a command."""
 
-    def __init__(self, handler: NetconfHandler, max_message_size: int, peer: str) -> None:
+    def __init__(
+        self,
+        handler: NetconfHandler,
+        max_message_size: int,
+        peer: str,
+        server: _DeviceSshServer,
+    ) -> None:
         self._handler = handler
         self._max = max_message_size
         self._peer = peer
+        self._server = server
         self._chan: asyncssh.SSHServerChannel[bytes] | None = None
         self._driver: NetconfServerDriver | None = None
+        self._snmp: SnmpChannel | None = None
+        self._pty: PtyRequest | None = None
+        self._run: tuple[str | None] | None = None  # (command,) once shell/exec is granted
+        self._process: ProcessHandle | None = None
 
     def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
         self._chan = chan
 
+    def _may(self, what: str) -> bool:
+        services = self._server.services
+        manager = self._server.manager_identity
+        return services is not None and manager is not None and services.may_open(manager, what)
+
+    def pty_requested(
+        self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Any
+    ) -> bool:
+        if not self._may("pty"):
+            return False
+        self._pty = PtyRequest(term_type, term_size[0] or 80, term_size[1] or 24)
+        return True
+
+    def terminal_size_changed(self, width: int, height: int, pixw: int, pixh: int) -> None:
+        if self._process is not None:
+            self._process.resize(width, height)
+        elif self._pty is not None:
+            self._pty = PtyRequest(self._pty.term, width or 80, height or 24)
+
     def subsystem_requested(self, subsystem: str) -> bool:
-        return subsystem == NETCONF_SUBSYSTEM
+        if subsystem == SNMP_SUBSYSTEM and self._pty is None:
+            return self._open_snmp()
+        return subsystem == NETCONF_SUBSYSTEM and self._pty is None
+
+    def _open_snmp(self) -> bool:
+        handler, chan = self._server.snmp, self._chan
+        if handler is None or chan is None:
+            return False
+        server = self._server
+        self._snmp = handler.open_channel(
+            server.manager_user, server.manager_identity, self._peer, chan.write, chan.close
+        )
+        return True
 
     def shell_requested(self) -> bool:
-        return False
+        if not self._may("shell"):
+            return False
+        self._run = (None,)
+        return True
 
     def exec_requested(self, command: str) -> bool:
+        if not self._may("exec"):
+            return False
+        self._run = (command,)
+        return True
+
+    def signal_received(self, signal: str) -> None:
+        if self._process is not None:
+            self._process.signal(signal)
+
+    def break_received(self, msec: int) -> bool:
+        if self._process is not None:
+            self._process.signal("INT")
+            return True
         return False
 
     def session_started(self) -> None:
         chan = self._chan
         assert chan is not None
+        if self._run is not None:
+            services, manager = self._server.services, self._server.manager_identity
+            assert services is not None and manager is not None
+            try:
+                self._process = services.start(manager, chan, self._run[0], self._pty)
+            except OSError as exc:
+                chan.write_stderr(f"cannot start: {exc}\r\n".encode())
+                chan.exit(127)
+            return
+        if self._snmp is not None:
+            return
         self._driver = NetconfServerDriver(
             self._handler,
             chan.write,
@@ -332,17 +460,40 @@ class _ServerChannel(asyncssh.SSHServerSession[bytes]):
         )
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
-        if self._driver is not None and datatype is None:
+        if datatype is not None:
+            return
+        if self._process is not None:
+            self._process.data_received(data)
+        elif self._driver is not None:
             self._driver.feed(data)
+        elif self._snmp is not None:
+            self._snmp.feed(data)
 
     def eof_received(self) -> bool:
+        if self._process is not None:
+            self._process.eof_received()
+            return True  # keep sending output after the manager's EOF
         if self._driver is not None:
             self._driver.feed_eof()
+        if self._snmp is not None:
+            self._snmp.feed_eof()
         return False
 
+    def pause_writing(self) -> None:
+        if self._process is not None:
+            self._process.pause()
+
+    def resume_writing(self) -> None:
+        if self._process is not None:
+            self._process.resume()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._process is not None:
+            self._process.close()
         if self._driver is not None:
             self._driver.connection_lost()
+        if self._snmp is not None:
+            self._snmp.connection_lost()
 
 
 class _DeviceSshServer(asyncssh.SSHServer):
@@ -350,6 +501,7 @@ class _DeviceSshServer(asyncssh.SSHServer):
         self._device = device
         self._peer = "unknown"
         self.manager_identity: Identity | None = None
+        self.manager_user = ""
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._peer = _address(conn)
@@ -367,12 +519,35 @@ class _DeviceSshServer(asyncssh.SSHServer):
         identity = identity_of(key)
         if identity.fingerprint in self._device.manager_fingerprints:
             self.manager_identity = identity
+            self.manager_user = username
             return True
         log.warning("manager at %s offered an unknown key %s", self._peer, identity)
         return False
 
+    @property
+    def services(self) -> DeviceServices | None:
+        return self._device.services
+
+    @property
+    def snmp(self) -> SnmpHandler | None:
+        return self._device.snmp
+
     def session_requested(self) -> asyncssh.SSHServerSession[bytes]:
-        return _ServerChannel(self._device.handler, self._device.max_message_size, self._peer)
+        return _ServerChannel(
+            self._device.handler, self._device.max_message_size, self._peer, self
+        )
+
+    def connection_requested(
+        self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+    ) -> bool:
+        services, manager = self._device.services, self.manager_identity
+        if services is None or manager is None:
+            raise asyncssh.ChannelOpenError(
+                asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, "forwarding is not allowed"
+            )
+        services.check_forward(manager, dest_host, dest_port)
+        log.info("manager %s opens a stream to %s:%d", manager, dest_host, dest_port)
+        return True  # asyncssh connects and splices, with flow control both ways
 
 
 @dataclass
@@ -386,6 +561,8 @@ class DeviceSshSettings:
     keepalive: KeepaliveConfig
     algorithms: SshAlgorithms
     max_message_size: int = 16 * 1024 * 1024
+    services: DeviceServices | None = None
+    snmp: SnmpHandler | None = None
 
     def __post_init__(self) -> None:
         self.manager_fingerprints = {identity_of(k).fingerprint for k in self.manager_keys}
@@ -395,7 +572,7 @@ class DeviceSshSettings:
             login_timeout=self.auth_timeout,
             keepalive_interval=self.keepalive.interval,
             keepalive_count_max=self.keepalive.count_max,
-            allow_pty=False,
+            allow_pty=self.services is not None,
             line_editor=False,
             encoding=None,
             agent_forwarding=False,

@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from callhome.errors import DeviceError
 from callhome.identity import Identity
+from callhome.net.channels import DeviceChannel
 from callhome.net.netconf import NetconfClient
+from callhome.net.snmp import SnmpClient
 
 
 class Orientation(StrEnum):
@@ -34,6 +37,10 @@ class DeviceSession:
     connected_at: float = field(default_factory=time.time)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     close_reason: str = ""
+    channels: ChannelOpener | None = None
+    snmp_opener: Callable[[], Awaitable[SnmpClient]] | None = None
+    _snmp: SnmpClient | None = field(default=None, init=False, repr=False)
+    _snmp_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     @property
     def capabilities(self) -> tuple[str, ...]:
@@ -49,6 +56,49 @@ class DeviceSession:
             await self.netconf.close_session()
         self.close_transport()
 
+    def _opener(self) -> ChannelOpener:
+        if self.channels is None:
+            raise DeviceError(
+                f"the {self.orientation.value} connection of this device carries only NETCONF"
+            )
+        return self.channels
+
+    async def open_terminal(
+        self, term: str, size: tuple[int, int], *, command: str | None = None, limit: int = 65536
+    ) -> DeviceChannel:
+        """An interactive terminal (PTY of ``term`` type, ``size`` = (cols, rows)).
+
+        ``command`` None runs what the device offers as its shell."""
+        return await self._opener().open_terminal(term, size, command, limit)
+
+    async def open_exec(self, command: str, *, limit: int = 65536) -> DeviceChannel:
+        """Run ``command`` without a terminal: stdout and stderr apart, then an exit status."""
+        return await self._opener().open_exec(command, limit)
+
+    async def open_forward(
+        self, port: int, host: str = "127.0.0.1", *, limit: int = 65536
+    ) -> DeviceChannel:
+        """A TCP stream to host:port as the device sees them (if the device allows it)."""
+        return await self._opener().open_forward(host, port, limit)
+
+    async def snmp(self) -> SnmpClient:
+        """The SNMP client of this connection (RFC 5592 ``snmp`` channel), opened on first
+        use and again after the device closed it; engine discovery is done."""
+        if self.snmp_opener is None:
+            raise DeviceError(
+                f"the {self.orientation.value} connection of this device carries no SNMP"
+            )
+        async with self._snmp_lock:
+            if self._snmp is None or self._snmp.closed:
+                client = await self.snmp_opener()
+                try:
+                    await client.discover()
+                except BaseException:
+                    client.close()
+                    raise
+                self._snmp = client
+            return self._snmp
+
     async def wait_closed(self) -> None:
         await self.closed.wait()
 
@@ -56,6 +106,18 @@ class DeviceSession:
         if not self.closed.is_set():
             self.close_reason = reason
             self.closed.set()
+
+
+class ChannelOpener(Protocol):
+    """Opens terminals, commands and forwards on one connection (per orientation)."""
+
+    async def open_terminal(
+        self, term: str, size: tuple[int, int], command: str | None, limit: int
+    ) -> DeviceChannel: ...
+
+    async def open_exec(self, command: str, limit: int) -> DeviceChannel: ...
+
+    async def open_forward(self, host: str, port: int, limit: int) -> DeviceChannel: ...
 
 
 class Admission(Protocol):

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from callhome.agent.datastore import NETCONF_BASE_NS, ChangeEvent, Datastore
+from callhome.agent.datastore import NETCONF_BASE_NS, ChangeEvent, Datastore, EditTarget
 from callhome.errors import ErrorTag, ErrorType, RpcError
 
 NC = NETCONF_BASE_NS
@@ -420,15 +420,19 @@ def test_bad_options_are_invalid_value(ds: Datastore, option: str, value: str) -
 # -- datastores ---------------------------------------------------------------------------------
 
 
-def test_unknown_and_unsupported_datastores(ds: Datastore) -> None:
+def test_unknown_datastores_and_startup_edits(ds: Datastore) -> None:
     err = raises(ds.edit_config, "scratch", config(top("")))
     assert err.first.tag is ErrorTag.INVALID_VALUE
     assert err.first.info_items == {"bad-element": "target"}
-    err = raises(ds.get_config, "candidate")
-    assert err.first.tag is ErrorTag.OPERATION_NOT_SUPPORTED
+    err = raises(ds.get_config, "scratch")
+    assert err.first.tag is ErrorTag.INVALID_VALUE
     assert err.first.info_items == {"bad-element": "source"}
-    err = raises(ds.lock, "startup", 1)
-    assert err.first.tag is ErrorTag.OPERATION_NOT_SUPPORTED
+    # startup is changed by copy-config only
+    err = raises(ds.edit_config, "startup", config(top("")))
+    assert err.first.tag is ErrorTag.INVALID_VALUE
+    assert err.first.info_items == {"bad-element": "target"}
+    ds.lock("startup", 1)
+    assert ds.lock_holder("startup") == 1
 
 
 # -- list keys ----------------------------------------------------------------------------------
@@ -559,7 +563,15 @@ def test_change_listener(ds: Datastore) -> None:
     ds.add_change_listener(events.append)
     edit = config(top("<mtu>1</mtu>"))
     ds.edit_config("running", edit, session_id=7)
-    assert events == [ChangeEvent(datastore="running", session_id=7, edit=edit)]
+    assert events == [
+        ChangeEvent(
+            datastore="running",
+            session_id=7,
+            edit=edit,
+            operation="edit-config",
+            targets=(EditTarget("/top", "merge"),),
+        )
+    ]
     raises(ds.edit_config, "running", config(BATCH))
     ds.edit_config("running", config(top("<mtu>2</mtu>")), test_option="test-only")
     assert len(events) == 1

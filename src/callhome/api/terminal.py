@@ -1,0 +1,130 @@
+"""WebSocket routes for terminals, commands and TCP forwards; the audit log.
+
+``/v1/devices/{name}/terminal?term=xterm&cols=80&rows=24``, ``/v1/devices/{name}/exec?command=``
+and ``/v1/devices/{name}/forward?port=22[&host=127.0.0.1]`` need a token with the ``terminal``
+right. Whatever goes wrong before the bridge starts (bad token, device away, the device
+refusing) is answered as a plain HTTP error with the usual JSON body, instead of the
+WebSocket handshake; the message protocol after it is described in callhome.manager.terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, WebSocket
+from fastapi.responses import JSONResponse
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from callhome.api.auth import Forbidden, TokenSet
+from callhome.errors import AuthError
+from callhome.manager.service import Manager
+from callhome.manager.terminal import Bridge, TerminalService
+
+
+class _Link:
+    """A Starlette WebSocket as the operator's end of a bridge."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._ws = websocket
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._ws.send_bytes(data)
+
+    async def send_json(self, message: dict[str, Any]) -> None:
+        await self._ws.send_text(json.dumps(message))
+
+    async def receive(self) -> bytes | dict[str, Any] | None:
+        while True:
+            try:
+                message = await self._ws.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return None
+            if message["type"] == "websocket.disconnect":
+                return None
+            data = message.get("bytes")
+            if data is not None:
+                return bytes(data)
+            text = message.get("text")
+            if text is None:
+                continue
+            try:
+                control = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(control, dict):
+                return control
+
+
+def terminal_router(
+    manager: Manager, error_response: Callable[[Exception], JSONResponse]
+) -> APIRouter:
+    router = APIRouter()
+    service = TerminalService(manager)
+
+    async def deny(websocket: WebSocket, exc: Exception) -> None:
+        response = error_response(exc)
+        if isinstance(exc, AuthError) and not isinstance(exc, Forbidden):
+            response.status_code = 401
+        try:
+            await websocket.send_denial_response(response)
+        except RuntimeError:  # a server without the denial extension
+            await websocket.close(code=1008, reason=str(exc)[:120])
+
+    async def serve(websocket: WebSocket, opener: Callable[[str], Awaitable[Bridge]]) -> None:
+        tokens: TokenSet = websocket.app.state.tokens
+        try:
+            principal = tokens.authorize(websocket.headers.get("authorization"), "terminal")
+            bridge = await opener(principal.actor)
+        except Exception as exc:
+            await deny(websocket, exc)
+            return
+        try:
+            await websocket.accept()
+        except Exception:
+            bridge.channel.close()
+            raise
+        await service.run(bridge, _Link(websocket))
+        if websocket.application_state is not WebSocketState.DISCONNECTED:
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+                await websocket.close(1000)
+
+    @router.websocket("/v1/devices/{name:path}/terminal")
+    async def terminal(
+        websocket: WebSocket,
+        name: str,
+        term: str = "xterm",
+        cols: Annotated[int, Query(ge=1, le=9999)] = 80,
+        rows: Annotated[int, Query(ge=1, le=9999)] = 24,
+    ) -> None:
+        await serve(
+            websocket, lambda actor: service.open_terminal(name, actor, term[:64], cols, rows)
+        )
+
+    @router.websocket("/v1/devices/{name:path}/exec")
+    async def exec_(websocket: WebSocket, name: str, command: str = "") -> None:
+        await serve(websocket, lambda actor: service.open_exec(name, actor, command))
+
+    @router.websocket("/v1/devices/{name:path}/forward")
+    async def forward(
+        websocket: WebSocket, name: str, port: int = 0, host: str = "127.0.0.1"
+    ) -> None:
+        await serve(websocket, lambda actor: service.open_forward(name, actor, host, port))
+
+    @router.get("/v1/audit")
+    async def audit(
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Audit entries with id above ``after``, oldest first."""
+        tokens: TokenSet = request.app.state.tokens
+        tokens.authorize(authorization, "read")
+        limit = max(1, min(limit, 1000))
+        return [asdict(e) for e in await manager.store.list_audit(after_id=after, limit=limit)]
+
+    return router

@@ -1,0 +1,379 @@
+"""SNMPv3 messages with the Transport Security Model (RFC 3412, RFC 3416, RFC 5591).
+
+:class:`Message` and :class:`Pdu` are plain values; :func:`encode_message` and
+:func:`decode_message` turn them into BER bytes and back through pysnmp's message classes
+(``SNMPv3Message``, the RFC 1905 PDUs) and pyasn1's BER codec.
+
+With TSM (msgSecurityModel 4) ``msgSecurityParameters`` is an empty OCTET STRING: the
+securityName is what the transport authenticated (the SSH user name, RFC 5592), never a
+field of the message.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from pyasn1.codec.ber import decoder, encoder
+from pyasn1.error import PyAsn1Error
+from pysnmp.proto import rfc1905
+from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
+
+from callhome.errors import LocalProtocolError, RemoteProtocolError
+from callhome.proto.snmp.values import (
+    Oid,
+    Value,
+    ValueType,
+    VarBind,
+    check_oid,
+    from_asn1,
+    to_asn1,
+)
+
+SNMP_VERSION_3 = 3
+TSM_SECURITY_MODEL = 4
+"""msgSecurityModel of the Transport Security Model (RFC 5591)."""
+
+LOCAL_ENGINE_ID = bytes.fromhex("8000000006")
+"""The localEngineID of RFC 5343: 'the engine at the other end of this transport'."""
+
+SNMP_ENGINE_ID_OID: Oid = (1, 3, 6, 1, 6, 3, 10, 2, 1, 1, 0)
+"""snmpEngineID.0 (SNMP-FRAMEWORK-MIB), the object RFC 5343 discovery reads."""
+
+DEFAULT_MAX_SIZE = 65507
+MAX_INT32 = 2**31 - 1
+
+
+class MsgFlags(enum.IntFlag):
+    """msgFlags bits (RFC 3412 section 6.4)."""
+
+    NONE = 0
+    AUTH = 1
+    PRIV = 2
+    REPORTABLE = 4
+
+
+AUTH_PRIV = MsgFlags.AUTH | MsgFlags.PRIV
+"""The security level an SSH transport provides (RFC 5592 section 5.2)."""
+
+
+class PduType(enum.StrEnum):
+    """The PDUs of RFC 3416, by their ASN.1 names."""
+
+    GET = "get-request"
+    GETNEXT = "get-next-request"
+    GETBULK = "get-bulk-request"
+    RESPONSE = "response"
+    SET = "set-request"
+    INFORM = "inform-request"
+    TRAP = "snmpV2-trap"
+    REPORT = "report"
+
+    @property
+    def confirmed(self) -> bool:
+        """Whether the PDU asks for a response (RFC 3411 section 2.8)."""
+        return self in _CONFIRMED
+
+
+_CONFIRMED = frozenset({PduType.GET, PduType.GETNEXT, PduType.GETBULK, PduType.SET, PduType.INFORM})
+
+
+class ErrorStatus(enum.IntEnum):
+    """error-status of RFC 3416 section 3."""
+
+    NO_ERROR = 0
+    TOO_BIG = 1
+    NO_SUCH_NAME = 2
+    BAD_VALUE = 3
+    READ_ONLY = 4
+    GEN_ERR = 5
+    NO_ACCESS = 6
+    WRONG_TYPE = 7
+    WRONG_LENGTH = 8
+    WRONG_ENCODING = 9
+    WRONG_VALUE = 10
+    NO_CREATION = 11
+    INCONSISTENT_VALUE = 12
+    RESOURCE_UNAVAILABLE = 13
+    COMMIT_FAILED = 14
+    UNDO_FAILED = 15
+    AUTHORIZATION_ERROR = 16
+    NOT_WRITABLE = 17
+    INCONSISTENT_NAME = 18
+
+    @property
+    def wire_name(self) -> str:
+        """The name as RFC 3416 spells it (e.g. 'notWritable')."""
+        head, *rest = self.name.lower().split("_")
+        return head + "".join(p.capitalize() for p in rest)
+
+
+@dataclass(frozen=True)
+class Pdu:
+    """One PDU. ``non_repeaters`` and ``max_repetitions`` are used by GETBULK only (they
+    take the place of error-status and error-index on the wire)."""
+
+    type: PduType
+    request_id: int
+    varbinds: tuple[VarBind, ...] = ()
+    error_status: ErrorStatus = ErrorStatus.NO_ERROR
+    error_index: int = 0
+    non_repeaters: int = 0
+    max_repetitions: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error_status is ErrorStatus.NO_ERROR
+
+
+@dataclass(frozen=True)
+class Message:
+    """An SNMPv3 message with a plaintext scoped PDU."""
+
+    msg_id: int
+    pdu: Pdu
+    context_engine_id: bytes = b""
+    context_name: bytes = b""
+    flags: MsgFlags = AUTH_PRIV
+    max_size: int = DEFAULT_MAX_SIZE
+    security_model: int = TSM_SECURITY_MODEL
+    security_parameters: bytes = field(default=b"", repr=False)
+
+    @property
+    def reportable(self) -> bool:
+        return bool(self.flags & MsgFlags.REPORTABLE)
+
+    @property
+    def security_level(self) -> MsgFlags:
+        return self.flags & AUTH_PRIV
+
+
+# -- encoding --------------------------------------------------------------------------------
+
+
+def encode_message(message: Message) -> bytes:
+    """BER bytes of ``message``; LocalProtocolError if a field is out of range."""
+    if not 0 <= message.msg_id <= MAX_INT32:
+        raise LocalProtocolError("msgID is 0..2147483647")
+    if not 484 <= message.max_size <= MAX_INT32:
+        raise LocalProtocolError("msgMaxSize is 484..2147483647")
+    msg = SNMPv3Message()
+    msg["msgVersion"] = SNMP_VERSION_3
+    header = msg["msgGlobalData"]
+    header["msgID"] = message.msg_id
+    header["msgMaxSize"] = message.max_size
+    header["msgFlags"] = bytes([int(message.flags)])
+    header["msgSecurityModel"] = message.security_model
+    msg["msgSecurityParameters"] = message.security_parameters
+    scoped = msg["msgData"]["plaintext"]
+    scoped["contextEngineId"] = message.context_engine_id
+    scoped["contextName"] = message.context_name
+    scoped["data"].setComponentByName(message.pdu.type.value, _pdu_to_asn1(message.pdu))
+    try:
+        return bytes(encoder.encode(msg))
+    except PyAsn1Error as exc:
+        raise LocalProtocolError(f"cannot encode SNMP message: {_short(exc)}") from None
+
+
+def _pdu_to_asn1(pdu: Pdu) -> object:
+    if not -(2**31) <= pdu.request_id <= MAX_INT32:
+        raise LocalProtocolError("request-id is a 32-bit signed integer")
+    asn1 = rfc1905.PDUs().componentType[pdu.type.value].getType().clone()
+    asn1["request-id"] = pdu.request_id
+    if pdu.type is PduType.GETBULK:
+        if not 0 <= pdu.non_repeaters <= MAX_INT32 or not 0 <= pdu.max_repetitions <= MAX_INT32:
+            raise LocalProtocolError("non-repeaters and max-repetitions are 0..2147483647")
+        asn1["non-repeaters"] = pdu.non_repeaters
+        asn1["max-repetitions"] = pdu.max_repetitions
+    else:
+        asn1["error-status"] = int(pdu.error_status)
+        asn1["error-index"] = pdu.error_index
+    varbinds = asn1["variable-bindings"]
+    varbinds.clear()  # an empty list is a value too
+    for i, vb in enumerate(pdu.varbinds):
+        check_oid(vb.oid)
+        item = varbinds.getComponentByPosition(i)
+        item["name"] = vb.oid
+        value = to_asn1(vb.value)
+        item.setComponentByPosition(1).getComponentByPosition(1).setComponentByType(
+            value.getTagSet(),
+            value,
+            verifyConstraints=False,
+            matchTags=False,
+            matchConstraints=False,
+            innerFlag=True,
+        )
+    return asn1
+
+
+# -- decoding --------------------------------------------------------------------------------
+
+
+def decode_message(data: bytes) -> Message:
+    """Decode one whole BER-encoded SNMPv3 message; RemoteProtocolError on any fault.
+
+    Checks the version (3) and the structure; what to do with a security model other than
+    TSM is the caller's choice (``SnmpStream`` refuses it).
+    """
+    try:
+        msg, rest = decoder.decode(data, asn1Spec=SNMPv3Message())
+    except PyAsn1Error as exc:
+        version = _peek_version(data)
+        if version is not None and version != SNMP_VERSION_3:
+            raise RemoteProtocolError(f"unsupported SNMP version {version}") from None
+        raise RemoteProtocolError(f"malformed SNMP message: {_short(exc)}") from None
+    except (ValueError, TypeError, IndexError, RecursionError) as exc:
+        raise RemoteProtocolError(f"malformed SNMP message: {_short(exc)}") from None
+    if rest:
+        raise RemoteProtocolError(f"{len(rest)} bytes after the SNMP message")
+    try:
+        return _message_from_asn1(msg)
+    except PyAsn1Error as exc:
+        raise RemoteProtocolError(f"malformed SNMP message: {_short(exc)}") from None
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
+
+
+def _peek_version(data: bytes) -> int | None:
+    """The msgVersion of a message pyasn1 refused, to tell 'wrong version' apart."""
+    try:
+        seq, _ = decoder.decode(data)
+        return int(seq[0])
+    except Exception:
+        return None
+
+
+def _message_from_asn1(msg: object) -> Message:
+    m = msg  # pyasn1 objects are untyped
+    version = int(m["msgVersion"])  # type: ignore[index]
+    if version != SNMP_VERSION_3:
+        raise RemoteProtocolError(f"unsupported SNMP version {version}")
+    header = m["msgGlobalData"]  # type: ignore[index]
+    flags = bytes(header["msgFlags"].asOctets())[0]
+    if flags & ~0x07:
+        raise RemoteProtocolError(f"reserved msgFlags bits set: {flags:#04x}")
+    if flags & MsgFlags.PRIV and not flags & MsgFlags.AUTH:
+        raise RemoteProtocolError("msgFlags asks for privacy without authentication")
+    data = m["msgData"]  # type: ignore[index]
+    if data.getName() != "plaintext":
+        raise RemoteProtocolError("an encrypted scoped PDU cannot come with this security model")
+    scoped = data["plaintext"]
+    pdus = scoped["data"]
+    pdu_type = PduType(pdus.getName())
+    return Message(
+        msg_id=int(header["msgID"]),
+        max_size=int(header["msgMaxSize"]),
+        flags=MsgFlags(flags),
+        security_model=int(header["msgSecurityModel"]),
+        security_parameters=bytes(m["msgSecurityParameters"].asOctets()),  # type: ignore[index]
+        context_engine_id=bytes(scoped["contextEngineId"].asOctets()),
+        context_name=bytes(scoped["contextName"].asOctets()),
+        pdu=_pdu_from_asn1(pdu_type, pdus.getComponent()),
+    )
+
+
+def _pdu_from_asn1(pdu_type: PduType, asn1: object) -> Pdu:
+    p = asn1
+    varbinds = tuple(
+        VarBind(tuple(int(s) for s in vb["name"]), from_asn1(vb[1].getComponent(True)))
+        for vb in p["variable-bindings"]  # type: ignore[index]
+    )
+    request_id = int(p["request-id"])  # type: ignore[index]
+    if pdu_type is PduType.GETBULK:
+        return Pdu(
+            pdu_type,
+            request_id,
+            varbinds,
+            non_repeaters=int(p["non-repeaters"]),  # type: ignore[index]
+            max_repetitions=int(p["max-repetitions"]),  # type: ignore[index]
+        )
+    status = int(p["error-status"])  # type: ignore[index]
+    try:
+        error_status = ErrorStatus(status)
+    except ValueError:
+        raise RemoteProtocolError(f"unknown error-status {status}") from None
+    return Pdu(
+        pdu_type,
+        request_id,
+        varbinds,
+        error_status=error_status,
+        error_index=int(p["error-index"]),  # type: ignore[index]
+    )
+
+
+# -- builders --------------------------------------------------------------------------------
+
+
+def _request(kind: PduType, request_id: int, oids: list[Oid] | tuple[Oid, ...]) -> Pdu:
+    return Pdu(kind, request_id, tuple(VarBind(o) for o in oids))
+
+
+def get_request(request_id: int, oids: list[Oid] | tuple[Oid, ...]) -> Pdu:
+    return _request(PduType.GET, request_id, oids)
+
+
+def getnext_request(request_id: int, oids: list[Oid] | tuple[Oid, ...]) -> Pdu:
+    return _request(PduType.GETNEXT, request_id, oids)
+
+
+def getbulk_request(
+    request_id: int, oids: list[Oid] | tuple[Oid, ...], non_repeaters: int, max_repetitions: int
+) -> Pdu:
+    return Pdu(
+        PduType.GETBULK,
+        request_id,
+        tuple(VarBind(o) for o in oids),
+        non_repeaters=non_repeaters,
+        max_repetitions=max_repetitions,
+    )
+
+
+def set_request(request_id: int, varbinds: list[VarBind] | tuple[VarBind, ...]) -> Pdu:
+    return Pdu(PduType.SET, request_id, tuple(varbinds))
+
+
+def response(
+    request_id: int,
+    varbinds: list[VarBind] | tuple[VarBind, ...],
+    error_status: ErrorStatus = ErrorStatus.NO_ERROR,
+    error_index: int = 0,
+) -> Pdu:
+    return Pdu(PduType.RESPONSE, request_id, tuple(varbinds), error_status, error_index)
+
+
+def trap(request_id: int, uptime: int, trap_oid: Oid, varbinds: tuple[VarBind, ...] = ()) -> Pdu:
+    """An SNMPv2-Trap: sysUpTime.0 and snmpTrapOID.0 first (RFC 3416 section 4.2.6)."""
+    return Pdu(PduType.TRAP, request_id, _notification_head(uptime, trap_oid) + varbinds)
+
+
+def inform(request_id: int, uptime: int, trap_oid: Oid, varbinds: tuple[VarBind, ...] = ()) -> Pdu:
+    return Pdu(PduType.INFORM, request_id, _notification_head(uptime, trap_oid) + varbinds)
+
+
+def report(request_id: int, varbinds: tuple[VarBind, ...]) -> Pdu:
+    return Pdu(PduType.REPORT, request_id, varbinds)
+
+
+SYS_UPTIME_OID: Oid = (1, 3, 6, 1, 2, 1, 1, 3, 0)
+SNMP_TRAP_OID: Oid = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
+
+
+def _notification_head(uptime: int, trap_oid: Oid) -> tuple[VarBind, ...]:
+    return (
+        VarBind(SYS_UPTIME_OID, Value(ValueType.TIMETICKS, uptime)),
+        VarBind(SNMP_TRAP_OID, Value.oid(trap_oid)),
+    )
+
+
+def discovery_message(msg_id: int, request_id: int) -> Message:
+    """RFC 5343 contextEngineID discovery: GET snmpEngineID.0 in the localEngineID context,
+    reportable."""
+    return Message(
+        msg_id=msg_id,
+        pdu=get_request(request_id, [SNMP_ENGINE_ID_OID]),
+        context_engine_id=LOCAL_ENGINE_ID,
+        flags=AUTH_PRIV | MsgFlags.REPORTABLE,
+    )
