@@ -814,7 +814,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--database",
         choices=("default", "sqlite", "memory"),
         default="default",
-        help="manager's store: the product's default URL (sqlite+aiosqlite), sqlite:/// "
+        help="manager's store: the product's default URL (sqlite:///), sqlite:/// "
         "(SqlStore's own worker thread) or memory:// (no storage cost)",
     )
     parser.add_argument("--profile", action="store_true", help="one more run under cProfile")

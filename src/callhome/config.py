@@ -381,12 +381,14 @@ class Access(_Model):
         "e.g. '127.0.0.1:22'. Nothing else is reachable.",
     )
     user: str = Field(
-        "", description="Local user whose login shell runs terminals and commands "
-        "(default: the agent's own user; another user needs the agent to run as root)."
+        "",
+        description="Local user whose login shell runs terminals and commands "
+        "(default: the agent's own user; another user needs the agent to run as root).",
     )
     command: str = Field(
-        "", description="If set, terminals run this command line instead of the login shell "
-        "(a restricted terminal); exec requests are still governed by 'exec'."
+        "",
+        description="If set, terminals run this command line instead of the login shell "
+        "(a restricted terminal); exec requests are still governed by 'exec'.",
     )
 
     @field_validator("forward")

@@ -116,7 +116,6 @@ def test_tls_identities_against_the_registry(manager, pki, tmp_path, agents):
     assert pinned.fingerprint == pinned_cert.fingerprint
     mapped = OrientedAgentProc(tmp_path / "mapped", "reverse-tls", manager)
     assert mapped.fingerprint == "x509-name:mapped.example.net"
-    first_mapped = mapped.cert.cert
     # the identifier known in advance: approved before the device ever calls
     assert approve(manager, mapped.fingerprint, "by-name") == 200
     agents += [pinned.start(), mapped.start()]

@@ -356,9 +356,10 @@ class Manager:
         return await self.store.list_devices()
 
     async def resolve(self, name: str) -> Device:
-        device = await self.store.device_by_name(name)
+        """The device with this name (or fingerprint), from the registry kept in memory."""
+        device = self.devices.get(name)
         if device is None:
-            device = await self.store.device_by_fingerprint(name)
+            device = next((d for d in self.devices.values() if d.name == name), None)
         if device is None:
             raise UnknownDevice(f"no device named {name!r}")
         return device

@@ -533,9 +533,7 @@ class _DeviceSshServer(asyncssh.SSHServer):
         return self._device.snmp
 
     def session_requested(self) -> asyncssh.SSHServerSession[bytes]:
-        return _ServerChannel(
-            self._device.handler, self._device.max_message_size, self._peer, self
-        )
+        return _ServerChannel(self._device.handler, self._device.max_message_size, self._peer, self)
 
     def connection_requested(
         self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
