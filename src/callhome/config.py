@@ -432,6 +432,35 @@ class UpsIdentConfig(_Model):
     software_version: str = Field("", max_length=63, description="upsIdentUPSSoftwareVersion.")
 
 
+class SnmpTarget(_Model):
+    """Where the device's notifications go: the ``snmp`` channel the manager keeps open on
+    the call-home connection. Each target holds its own notifications in order."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="The target's name (letters, digits, '_', '.', '-').",
+    )
+    policy: Literal["immediate", "deferred"] = Field(
+        "deferred",
+        description="'deferred': held until a connection exists; 'immediate': an away "
+        "device dials at once (skipping its back-off) to deliver.",
+    )
+    inform: bool = Field(
+        False, description="Send InformRequests (acknowledged, retried) instead of traps."
+    )
+    retries: int = Field(
+        3, ge=0, le=100, description="Resends of an unacknowledged Inform per connection."
+    )
+    timeout: float = Field(5.0, gt=0, description="Seconds to wait for an Inform's Response.")
+    user: str = Field(
+        "",
+        description="Send only on channels of this securityName (manager SSH user); "
+        "empty: any manager channel.",
+    )
+
+
 class AgentSnmpSection(_Model):
     """SNMP over the call-home connection (RFC 5592 ``snmp`` subsystem, TSM): off by default."""
 
@@ -458,6 +487,28 @@ class AgentSnmpSection(_Model):
     ups_ident: UpsIdentConfig | None = Field(
         None, description="If set, serve upsIdent (RFC 1628) with these values."
     )
+    targets: list[SnmpTarget] = Field(
+        default_factory=list,
+        description="Notification targets ([[snmp.targets]]); none: notifications are not kept.",
+    )
+    notify_buffer: Path = Field(
+        Path("snmp-notify.sqlite"),
+        description="The durable buffer of notifications not yet delivered (SQLite).",
+    )
+    notify_max_held: int = Field(
+        1000,
+        ge=1,
+        description="Most notifications held per target; when full the oldest is dropped "
+        "and counted (nlmStatsGlobalNotificationsBumped).",
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_targets(cls, value: list[SnmpTarget]) -> list[SnmpTarget]:
+        names = [t.name for t in value]
+        if len(set(names)) != len(names):
+            raise ValueError("notification target names must be unique")
+        return value
 
 
 class AgentConfig(_Model):

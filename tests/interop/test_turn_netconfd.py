@@ -181,7 +181,7 @@ def test_pending_key_and_other_subsystems_are_refused(manager, tmp_path):
     refused = stranger.ssh_alone("netconf-turn")
     assert refused.returncode != 0
     assert "subsystem request failed" in refused.stderr, refused.stderr
-    assert manager.status(stranger.fingerprint) == "pending"
+    wait_until(lambda: manager.status(stranger.fingerprint) == "pending")
 
     nosy = make_device(tmp_path / "nosy", manager, None)
     assert manager.cli("approve", nosy.fingerprint, "--name", "nosy").returncode == 0

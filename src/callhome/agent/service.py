@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import signal
@@ -15,6 +16,7 @@ import asyncssh
 from callhome.agent.datastore import Datastore
 from callhome.agent.netconf_service import NetconfService
 from callhome.agent.snmp import build_agent
+from callhome.agent.snmp_notify import Notifier, build_notifier
 from callhome.agent.terminal import DeviceAccess
 from callhome.config import (
     DEFAULT_SSH_PORT,
@@ -30,8 +32,12 @@ from callhome.net.reverse_ssh import DeviceSshSettings, dial_reverse_ssh
 from callhome.net.reverse_tls import DeviceTlsSettings, dial_reverse_tls
 from callhome.net.turn import DeviceTurnSettings, dial_turn
 from callhome.proto.reconnect import ReconnectPlan
+from callhome.proto.snmp import Oid, VarBind
 
 log = logging.getLogger(__name__)
+
+WAKE_SPACING = 1.0
+"""Least time, in seconds, between two dials that a notification woke early."""
 
 DEFAULT_PORTS = {
     "reverse-ssh": DEFAULT_SSH_PORT,
@@ -77,6 +83,22 @@ class Agent:
             parse_hostport(e.address, DEFAULT_PORTS[e.orientation]) for e in config.endpoints
         ]
         uses = {e.orientation for e in config.endpoints}
+        self.connection: CallHomeConnection | None = None
+        self._wake = asyncio.Event()
+        self._last_dial = 0.0
+        self.snmp = (
+            build_agent(config, self.host_key.export_public_key()) if config.snmp.enabled else None
+        )
+        self.notifier: Notifier | None = None
+        if self.snmp is not None:
+            section = config.snmp
+            self.notifier = build_notifier(
+                self.snmp,
+                section.targets,
+                config.path(section.notify_buffer),
+                section.notify_max_held,
+                wake=self.wake,
+            )
         self.settings = DeviceSshSettings(
             host_key=self.host_key,
             manager_keys=load_manager_keys(config) if "reverse-ssh" in uses else [],
@@ -86,11 +108,7 @@ class Agent:
             algorithms=config.algorithms,
             max_message_size=config.max_message_size,
             services=DeviceAccess(config.access) if config.access else None,
-            snmp=(
-                build_agent(config, self.host_key.export_public_key())
-                if config.snmp.enabled
-                else None
-            ),
+            snmp=self.snmp,
         )
         self.tls_settings = self._tls_settings() if "reverse-tls" in uses else None
         self.turn_settings = self._turn_settings() if "turn" in uses else None
@@ -104,7 +122,6 @@ class Agent:
             jitter=rc.backoff_jitter,
             rng=rng or random.Random(),
         )
-        self.connection: CallHomeConnection | None = None
         self.connected = asyncio.Event()
         self.connections_made = 0
 
@@ -146,13 +163,52 @@ class Agent:
             return dial_turn(host, port, self.turn_settings)
         return dial_reverse_ssh(host, port, self.settings)
 
+    def notify(
+        self,
+        trap_oid: Oid | str,
+        varbinds: list[VarBind] | tuple[VarBind, ...] = (),
+        inform: bool = False,
+    ) -> int:
+        """Emit an SNMP notification to every ``[[snmp.targets]]``; it is on disk when this
+        returns and is sent per each target's policy. Returns how many targets took it."""
+        if self.notifier is None:
+            raise ConfigError("SNMP notifications need [snmp] enabled = true")
+        return self.notifier.notify(trap_oid, varbinds, inform)
+
+    def wake(self) -> None:
+        """Dial now if the device is away (an ``immediate`` notification waits)."""
+        if self.connection is None:
+            self._wake.set()
+
+    async def _pause(self, delay: float) -> None:
+        """The back-off before the next dial, cut short by :meth:`wake`."""
+        if not self._wake.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+        if self._wake.is_set():
+            self._wake.clear()
+            rest = self._last_dial + WAKE_SPACING - asyncio.get_running_loop().time()
+            if rest > 0:
+                await asyncio.sleep(min(rest, delay))
+
     async def run(self) -> None:
-        """Dial and serve until cancelled. A device never gives up."""
+        """Dial and serve until cancelled (a device never gives up), and send notifications."""
+        sender = asyncio.create_task(self.notifier.run()) if self.notifier is not None else None
+        try:
+            await self._dial_forever()
+        finally:
+            if sender is not None:
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sender
+
+    async def _dial_forever(self) -> None:
         while True:
             attempt = self.plan.next_attempt()
             if attempt.delay:
-                await asyncio.sleep(attempt.delay)
+                await self._pause(attempt.delay)
             host, port = self.endpoints[attempt.endpoint]
+            self._last_dial = asyncio.get_running_loop().time()
             try:
                 conn = await asyncio.wait_for(
                     self._dial(attempt.endpoint, host, port),
@@ -166,6 +222,7 @@ class Agent:
             self.connection = conn
             self.connections_made += 1
             self.connected.set()
+            self._wake.clear()
             log.info("called home to %s:%d", host, port)
             try:
                 await conn.wait_closed()
@@ -194,3 +251,5 @@ async def run_agent(path: Path) -> None:
     finally:
         if agent.connection is not None:
             agent.connection.abort()
+        if agent.notifier is not None:
+            agent.notifier.close()

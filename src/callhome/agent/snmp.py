@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from callhome import __version__ as _version
 from callhome.agent.snmp_mib import (
@@ -38,7 +38,7 @@ from callhome.agent.snmp_mib import (
     register_ups_ident,
 )
 from callhome.config import AgentConfig, AgentSnmpSection
-from callhome.errors import ConfigError, LocalProtocolError, RemoteProtocolError
+from callhome.errors import ConfigError, LocalProtocolError, RemoteProtocolError, SessionClosed
 from callhome.identity import Identity
 from callhome.proto.snmp import (
     LOCAL_ENGINE_ID,
@@ -114,6 +114,17 @@ class SnmpState:
         os.replace(tmp, self.path)
 
 
+class NotificationSink(Protocol):
+    """What sends the device's notifications: told of every ``snmp`` channel and of the
+    Response PDUs that arrive on it (acknowledgements of Informs)."""
+
+    def channel_opened(self, channel: SnmpResponderChannel) -> None: ...
+
+    def channel_closed(self, channel: SnmpResponderChannel) -> None: ...
+
+    def response_received(self, channel: SnmpResponderChannel, message: Message) -> None: ...
+
+
 def derive_engine_id(seed: bytes) -> bytes:
     """An snmpEngineID (RFC 3411 format 5, octets) from a stable seed such as a host key."""
     return bytes.fromhex("8000000005") + hashlib.sha256(seed).digest()[:16]
@@ -143,6 +154,8 @@ class SnmpAgent:
         self._started = clock()
         self.unknown_pdu_handlers = 0
         self.unknown_contexts = 0
+        self.sink: NotificationSink | None = None
+        """Told of channels and Responses; set by the notification originator."""
         self._register_engine()
 
     def uptime(self) -> int:
@@ -168,7 +181,10 @@ class SnmpAgent:
         close: Callable[[], None],
     ) -> SnmpResponderChannel:
         log.info("SNMP channel opened by %s (securityName %r)", peer, security_name)
-        return SnmpResponderChannel(self, security_name, peer, write, close)
+        channel = SnmpResponderChannel(self, security_name, peer, write, close)
+        if self.sink is not None:
+            self.sink.channel_opened(channel)
+        return channel
 
     # -- processing (RFC 3412 section 7.2, RFC 3413 section 3.2) ----------------------------
     def process(self, security_name: str, message: Message) -> Message | None:
@@ -341,7 +357,9 @@ class SnmpResponderChannel:
         close: Callable[[], None],
     ) -> None:
         self._agent = agent
+        self.security_name = security_name
         self._security_name = security_name
+        self.peer = peer
         self._peer = peer
         self._write = write
         self._close = close
@@ -354,6 +372,10 @@ class SnmpResponderChannel:
         try:
             self._stream.receive_data(data)
             while (message := self._stream.next_message()) is not None:
+                sink = self._agent.sink
+                if message.pdu.type is PduType.RESPONSE and sink is not None:
+                    sink.response_received(self, message)
+                    continue
                 reply = self._agent.process(self._security_name, message)
                 if reply is not None:
                     self._write(self._stream.send(reply))
@@ -364,16 +386,33 @@ class SnmpResponderChannel:
             log.warning("SNMP channel from %s failed: %s", self._peer, exc)
             self._shut()
 
+    def send(self, message: Message) -> None:
+        """Send a message the device originates (a notification) on this channel."""
+        if self.closed:
+            raise SessionClosed("the snmp channel is closed")
+        data = self._stream.send(message)
+        try:
+            self._write(data)
+        except OSError as exc:
+            raise SessionClosed(f"the snmp channel failed: {exc}") from None
+
     def feed_eof(self) -> None:
         self._shut()
 
     def connection_lost(self) -> None:
-        self.closed = True
+        if not self.closed:
+            self.closed = True
+            self._ended()
 
     def _shut(self) -> None:
         if not self.closed:
             self.closed = True
             self._close()
+            self._ended()
+
+    def _ended(self) -> None:
+        if self._agent.sink is not None:
+            self._agent.sink.channel_closed(self)
 
 
 # -- from the configuration --------------------------------------------------------------------
@@ -448,6 +487,7 @@ def register_system(
 
 
 __all__ = [
+    "NotificationSink",
     "SnmpAgent",
     "SnmpResponderChannel",
     "SnmpState",

@@ -87,8 +87,8 @@ def peer_chain(sslobj: Any) -> list[bytes]:
     """The certificates the peer sent, leaf first, as DER (unverified: we judge them)."""
     leaf = sslobj.getpeercert(binary_form=True)
     chain: list[bytes] = []
-    getter = getattr(sslobj, "get_unverified_chain", None)  # Python 3.13+
-    if getter is None:
+    getter = getattr(sslobj, "get_unverified_chain", None)  # public from Python 3.13
+    if getter is None:  # 3.10 to 3.12 have it on the inner object; else the leaf alone
         getter = getattr(getattr(sslobj, "_sslobj", None), "get_unverified_chain", None)
     if getter is not None:
         for cert in getter() or []:

@@ -39,6 +39,9 @@ class DeviceSession:
     close_reason: str = ""
     channels: ChannelOpener | None = None
     snmp_opener: Callable[[], Awaitable[SnmpClient]] | None = None
+    on_snmp_channel: Callable[[SnmpClient], None] | None = None
+    """Called with each SNMP client this session opens, before engine discovery (the
+    manager attaches its notification receiver here)."""
     _snmp: SnmpClient | None = field(default=None, init=False, repr=False)
     _snmp_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
@@ -91,6 +94,8 @@ class DeviceSession:
         async with self._snmp_lock:
             if self._snmp is None or self._snmp.closed:
                 client = await self.snmp_opener()
+                if self.on_snmp_channel is not None:
+                    self.on_snmp_channel(client)
                 try:
                     await client.discover()
                 except BaseException:

@@ -43,6 +43,7 @@ from callhome.proto.snmp import (
     get_request,
     getbulk_request,
     getnext_request,
+    response,
     set_request,
 )
 
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 
 SNMP_SUBSYSTEM = "snmp"
 """The SSH subsystem name of RFC 5592 section 5.1."""
+MAX_HELD_NOTIFICATIONS = 1000
+"""Notifications a client keeps while nobody has asked for them yet; more are dropped."""
 
 
 class SnmpReport(RemoteProtocolError):
@@ -114,6 +117,50 @@ class SnmpClient:
         """The agent's snmpEngineID, once discovered (RFC 5343)."""
         self.closed = False
         self.close_reason = ""
+        self._closed_event = asyncio.Event()
+        self._on_notification: Callable[[Message], None] | None = None
+        self._held: list[Message] = []
+
+    # -- notifications (SNMPv2-Trap and InformRequest from the agent) ------------------------
+    def set_notification_handler(self, handler: Callable[[Message], None]) -> None:
+        """Give every Trap and Inform received to ``handler`` (those held so far first).
+
+        The handler raising RemoteProtocolError closes the channel as a protocol error; an
+        Inform is acknowledged only by :meth:`acknowledge`."""
+        self._on_notification = handler
+        held, self._held = self._held, []
+        try:
+            for message in held:
+                handler(message)
+        except RemoteProtocolError as exc:
+            self._fail(f"protocol error: {exc}")
+            self._close()
+
+    def _notification(self, message: Message) -> None:
+        if self._on_notification is not None:
+            self._on_notification(message)
+        elif len(self._held) < MAX_HELD_NOTIFICATIONS:
+            self._held.append(message)
+        else:
+            log.warning("SNMP notification %d dropped: none is being read", message.msg_id)
+
+    def acknowledge(self, message: Message) -> None:
+        """Send the Response that confirms an InformRequest (RFC 3416 section 4.2.7)."""
+        if self.closed:
+            raise SessionClosed(self.close_reason or "SNMP channel closed")
+        pdu = message.pdu
+        reply = Message(
+            msg_id=message.msg_id,
+            pdu=response(pdu.request_id, pdu.varbinds),
+            context_engine_id=message.context_engine_id,
+            context_name=message.context_name,
+            flags=message.security_level,
+            max_size=self._stream.max_message_size,
+        )
+        self._write(self._stream.send(reply))
+
+    async def wait_closed(self) -> None:
+        await self._closed_event.wait()
 
     # -- feeding -----------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -130,6 +177,9 @@ class SnmpClient:
 
     def _dispatch(self, message: Message) -> None:
         pdu = message.pdu
+        if pdu.type in (PduType.TRAP, PduType.INFORM):
+            self._notification(message)
+            return
         entry = self._pending.get(message.msg_id)
         if entry is None:
             log.debug("SNMP message %d matches no request; dropped", message.msg_id)
@@ -151,13 +201,14 @@ class SnmpClient:
             return
         self.closed = True
         self.close_reason = reason
+        self._closed_event.set()
         pending, self._pending = self._pending, {}
         for _, fut in pending.values():
             if not fut.done():
                 fut.set_exception(SessionClosed(reason))
 
-    def close(self) -> None:
-        self._fail("closed by the manager")
+    def close(self, reason: str = "closed by the manager") -> None:
+        self._fail(reason)
         self._close()
 
     def write_raw(self, data: bytes) -> None:
@@ -236,10 +287,21 @@ class SnmpClient:
 class _ChannelToSnmp(asyncssh.SSHClientSession[bytes]):
     def __init__(self) -> None:
         self.client: SnmpClient | None = None
+        self._early = bytearray()  # what arrived before the client was attached
+
+    def attach(self, client: SnmpClient) -> None:
+        self.client = client
+        if self._early:
+            data, self._early = bytes(self._early), bytearray()
+            client.feed(data)
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
-        if datatype is None and self.client is not None:
+        if datatype is not None:
+            return
+        if self.client is not None:
             self.client.feed(data)
+        elif len(self._early) < 1 << 20:
+            self._early += data
 
     def eof_received(self) -> bool:
         if self.client is not None:
@@ -263,5 +325,5 @@ async def open_snmp_client(
             f"the device refused the snmp subsystem ({exc.reason}): is [snmp] enabled there?"
         ) from None
     client = SnmpClient(chan.write, chan.close, timeout=timeout, max_message_size=max_message_size)
-    side.client = client
+    side.attach(client)
     return client
