@@ -13,7 +13,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from callhome.errors import ConfigError
 
@@ -274,6 +281,27 @@ def load_api_tokens(path: Path) -> list[ApiToken]:
         raise ConfigError(f"{path}: {problems}") from exc
 
 
+class ManagerNotificationsSection(_Model):
+    """``[notifications]``: NETCONF notifications (RFC 5277) from devices."""
+
+    subscribe: bool = Field(
+        True,
+        description="On every connection of a device that offers :notification, subscribe "
+        "to its NETCONF stream (replaying from the last notification stored for it).",
+    )
+    lookback: float | None = Field(
+        None,
+        ge=0,
+        description="First subscription to a device (none stored yet): replay this many "
+        "seconds of its log; None asks for no replay, only what comes from then on.",
+    )
+    max_content: int = Field(
+        65536,
+        ge=256,
+        description="Largest notification XML stored in an event, in bytes; longer is cut.",
+    )
+
+
 class ManagerConfig(_Model):
     """``manager.toml``."""
 
@@ -287,6 +315,7 @@ class ManagerConfig(_Model):
     api: ApiSection = Field(default_factory=ApiSection)
     jobs: JobsSection = Field(default_factory=JobsSection)
     terminal: TerminalSection = Field(default_factory=TerminalSection)
+    notifications: ManagerNotificationsSection = Field(default_factory=ManagerNotificationsSection)
 
     def path(self, p: Path) -> Path:
         """A path from the config, relative to state_dir unless absolute."""
@@ -370,8 +399,13 @@ class Access(_Model):
     """
 
     manager: str = Field(
+        "",
         description="SHA256 fingerprint of the manager key this entry is for ('SHA256:...'), "
-        "or '*' for every manager key the device accepts."
+        "or '*' for every manager key the device accepts.",
+    )
+    group: str = Field(
+        "",
+        description="Instead of 'manager': every manager that [[managers]] puts in this group.",
     )
     shell: bool = Field(False, description="Allow interactive terminals (a PTY).")
     exec: bool = Field(False, description="Allow running commands (ssh exec requests).")
@@ -391,6 +425,12 @@ class Access(_Model):
         "(a restricted terminal); exec requests are still governed by 'exec'.",
     )
 
+    @model_validator(mode="after")
+    def _whom(self) -> Access:
+        if bool(self.manager) == bool(self.group):
+            raise ValueError("give either manager or group")
+        return self
+
     @field_validator("forward")
     @classmethod
     def _targets(cls, value: list[str]) -> list[str]:
@@ -404,7 +444,11 @@ class Access(_Model):
 class SnmpUser(_Model):
     """What one securityName (the manager's SSH user name, RFC 5592) may read and write."""
 
-    name: str = Field(min_length=1, description="The SSH user name the manager logs in with.")
+    name: str = Field("", description="The SSH user name the manager logs in with.")
+    group: str = Field(
+        "",
+        description="Instead of 'name': every manager that [[managers]] puts in this group.",
+    )
     read: list[str] = Field(
         default_factory=lambda: ["1.3.6.1"],
         description="OID subtrees this user may read (GET, GETNEXT, GETBULK).",
@@ -413,6 +457,12 @@ class SnmpUser(_Model):
         default_factory=list,
         description="OID subtrees this user may write (SET); empty: read-only.",
     )
+
+    @model_validator(mode="after")
+    def _whom(self) -> SnmpUser:
+        if bool(self.name) == bool(self.group):
+            raise ValueError("give either name or group")
+        return self
 
     @field_validator("read", "write")
     @classmethod
@@ -511,6 +561,53 @@ class AgentSnmpSection(_Model):
         return value
 
 
+class ManagerEntry(_Model):
+    """Who one manager is on this device (``[[managers]]``): the user name and the groups its
+    identity maps to, for NETCONF access control (RFC 8341), ``[[access]]`` and SNMP."""
+
+    key: str = Field(
+        description="The manager's public key (OpenSSH one-line format; it is then accepted "
+        "like one in manager_keys) or its SHA256 fingerprint ('SHA256:...'; the key itself "
+        "must be accepted some other way)."
+    )
+    user: str = Field(
+        "", description="The user name access control knows it by; default: its SSH user name."
+    )
+    groups: list[str] = Field(
+        default_factory=list, description="Access-control groups it belongs to."
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("key is empty")
+        return value
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, value: list[str]) -> list[str]:
+        for group in value:
+            if not group.strip() or group == "*":
+                raise ValueError(f"bad group name {group!r}")
+        return value
+
+
+class AgentNotificationsSection(_Model):
+    """``[notifications]``: NETCONF notifications (RFC 5277, RFC 6470) the device sends."""
+
+    enabled: bool = Field(True, description="Offer :notification and :interleave.")
+    log: Path = Field(
+        Path("notifications.log"),
+        description="The replay log: an append-only file, each notification fsync'd.",
+    )
+    max_events: int = Field(10_000, ge=1, description="Most notifications the log keeps.")
+    max_age: float = Field(
+        7 * 86400.0, gt=0, description="Seconds a notification stays in the log at most."
+    )
+
+
 class AgentConfig(_Model):
     """``agent.toml``."""
 
@@ -548,7 +645,23 @@ class AgentConfig(_Model):
         default_factory=list,
         description="Terminal, exec and forwarding rights by manager key; none by default.",
     )
+    managers: list[ManagerEntry] = Field(
+        default_factory=list,
+        description="User name and groups of each manager identity (a key listed only in "
+        "manager_keys is known by its SSH user name, in no group).",
+    )
+    nacm_modules: dict[str, str] = Field(
+        default_factory=dict,
+        description="Namespace -> module name, for NACM rules' module-name and path prefixes "
+        "(the schemaless datastore knows no modules of its own).",
+    )
+    nacm_allow_lockout: bool = Field(
+        False,
+        description="Start, and accept NACM rules, even when a manager would be allowed no "
+        "operation or no manager could change the rules again.",
+    )
     snmp: AgentSnmpSection = Field(default_factory=AgentSnmpSection)
+    notifications: AgentNotificationsSection = Field(default_factory=AgentNotificationsSection)
 
     @field_validator("endpoints")
     @classmethod

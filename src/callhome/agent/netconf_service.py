@@ -25,7 +25,14 @@ close-session). kill-session: the victim is forgotten and the ``on_kill`` callba
 Notifications: ``add_change_listener`` and ``add_commit_listener`` register callables that
 hear of every configuration change and every confirmed-commit event (see
 ``callhome.agent.events``), the material of RFC 6470's netconf-config-change and
-netconf-confirmed-commit.
+netconf-confirmed-commit. A service given a ``NotificationCenter``
+(``callhome.agent.notifications``) serves ``<create-subscription>`` through it and tells it of
+session starts and ends (``attach_session``, ``close_session``'s ``reason``).
+
+Access control: a service given a ``Nacm`` (``callhome.agent.nacm``) checks every operation
+against the rules in running, for the ``Principal`` each session was opened with (``None``:
+the device's own code, never restricted); notification code asks
+``access.may_receive_notification(service.principal(session_id), name)``.
 """
 
 from __future__ import annotations
@@ -38,8 +45,12 @@ from lxml import etree
 
 from callhome.agent.datastore import NETCONF_BASE_NS, Datastore
 from callhome.agent.defaults import WITH_DEFAULTS_CAPABILITY, WITH_DEFAULTS_NS, check_mode
-from callhome.agent.events import ChangeListener, CommitListener
+from callhome.agent.events import ChangeEvent, ChangeListener, CommitListener
+from callhome.agent.nacm import NACM_NS, Nacm
+from callhome.agent.notifications import CREATE_SUBSCRIPTION, NotificationCenter, Sink
+from callhome.agent.validate import inline_config
 from callhome.errors import ErrorTag, ErrorType, LocalProtocolError, RpcError
+from callhome.net.netconf import Principal
 
 __all__ = ["BASE_CAPABILITIES", "CAPABILITIES", "NetconfService"]
 
@@ -59,7 +70,8 @@ CAPABILITIES: Final = (
     f"{_CAP}xpath:1.0",
     WITH_DEFAULTS_CAPABILITY,
 )
-"""What this service implements, no more: not :url, :notification or :interleave."""
+"""What this service implements, no more: not :url. A service given a ``NotificationCenter``
+adds :notification and :interleave."""
 
 BASE_CAPABILITIES: Final = CAPABILITIES
 """The former name of ``CAPABILITIES``."""
@@ -104,9 +116,27 @@ def _in_base(el: etree._Element) -> bool:
 class NetconfService:
     """Dispatches NETCONF operations to a ``Datastore`` and keeps the agent's sessions."""
 
-    def __init__(self, datastore: Datastore, *, extra_capabilities: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        datastore: Datastore,
+        *,
+        extra_capabilities: Sequence[str] = (),
+        notifications: NotificationCenter | None = None,
+        access: Nacm | None = None,
+    ) -> None:
         self.datastore = datastore
+        self.access = access
+        """NETCONF access control (``callhome.agent.nacm``); None: every operation allowed."""
+        self._principals: dict[int, Principal | None] = {}
+        if access is not None:
+            access.load(self._nacm_data())
+            datastore.add_change_listener(self._rules_changed)
         self.capabilities: list[str] = list(CAPABILITIES)
+        self.notifications = notifications
+        if notifications is not None:
+            extra_capabilities = (*notifications.capabilities, *extra_capabilities)
+            datastore.add_change_listener(notifications.on_change)
+            datastore.add_commit_listener(notifications.on_commit)
         for capability in extra_capabilities:
             if capability not in self.capabilities:
                 self.capabilities.append(capability)
@@ -133,18 +163,58 @@ class NetconfService:
 
     # -- sessions ------------------------------------------------------------------------------
 
-    def open_session(self, on_kill: Callable[[], None]) -> int:
-        """Register a new session; returns its id (1, 2, 3 ...). ``on_kill`` ends its transport."""
+    def open_session(self, on_kill: Callable[[], None], principal: Principal | None = None) -> int:
+        """Register a new session; returns its id (1, 2, 3 ...). ``on_kill`` ends its transport.
+        ``principal`` is who the transport authenticated (None: the device's own code, which
+        access control never restricts)."""
         session_id = self._next_session_id
         self._next_session_id += 1
         self._sessions[session_id] = on_kill
+        if principal is not None and self.access is not None:
+            principal = self.access.directory.resolve(principal)
+        self._principals[session_id] = principal
         return session_id
 
-    def close_session(self, session_id: int) -> None:
+    def principal(self, session_id: int) -> Principal | None:
+        """Who a session serves (user and groups resolved), None for the device's own code."""
+        return self._principals.get(session_id)
+
+    def _nacm_data(self) -> etree._Element:
+        nacm_filter = etree.Element(f"{{{NETCONF_BASE_NS}}}filter")
+        etree.SubElement(nacm_filter, f"{{{NACM_NS}}}nacm")
+        return self.datastore.get_config("running", nacm_filter)
+
+    def _rules_changed(self, event: ChangeEvent) -> None:
+        if self.access is not None and event.datastore == "running":
+            self.access.reload(self._nacm_data())
+
+    def _authorize_write(
+        self, session_id: int, operation: str, target: str, new: etree._Element | None
+    ) -> None:
+        if self.access is None or new is None:
+            return
+        old = self.datastore.read(target)
+        self.access.authorize_write(
+            self._principals.get(session_id), session_id, operation, target, old, new
+        )
+
+    def close_session(self, session_id: int, reason: str = "dropped") -> None:
         """Forget a session that ended: release its locks, discard the candidate's changes if
-        it held the candidate's lock, roll back its confirmed commit (idempotent)."""
-        self._sessions.pop(session_id, None)
+        it held the candidate's lock, roll back its confirmed commit (idempotent).
+        ``reason`` is RFC 6470's termination-reason of its netconf-session-end."""
+        known = self._sessions.pop(session_id, None) is not None
+        self._principals.pop(session_id, None)
         self.datastore.release_session(session_id)
+        if known and self.notifications is not None:
+            self.notifications.detach(session_id, reason)
+
+    def attach_session(
+        self, session_id: int, sink: Sink, *, username: str = "", source_host: str = ""
+    ) -> None:
+        """Give a session the means to receive notifications (``sink(eventTime, content)``);
+        the transport driver calls this once, right after ``open_session``."""
+        if self.notifications is not None and session_id in self._sessions:
+            self.notifications.attach(session_id, sink, username=username, source_host=source_host)
 
     @property
     def session_ids(self) -> list[int]:
@@ -182,6 +252,11 @@ class NetconfService:
         if session_id not in self._sessions:
             raise LocalProtocolError(f"session {session_id} is not open")
         tag = operation.tag if isinstance(operation.tag, str) else ""
+        if self.access is not None and tag == CREATE_SUBSCRIPTION:
+            self.access.authorize_rpc(self._principals.get(session_id), session_id, operation)
+        if tag == CREATE_SUBSCRIPTION and self.notifications is not None:
+            self.notifications.subscribe(session_id, operation)
+            return None
         name = _local(tag)
         entry = self._operations.get(name) if _in_base(operation) else None
         if entry is None:
@@ -191,6 +266,8 @@ class NetconfService:
                 bad_element=name,
             )
         handler, accepted = entry
+        if self.access is not None:
+            self.access.authorize_rpc(self._principals.get(session_id), session_id, operation)
         return handler(session_id, self._parameters(operation, accepted))
 
     @staticmethod
@@ -306,11 +383,16 @@ class NetconfService:
     # -- operations ----------------------------------------------------------------------------
 
     def _get(self, session_id: int, params: _Params) -> etree._Element:
-        return self.datastore.get(**self._filter(params))
+        return self._readable(session_id, self.datastore.get(**self._filter(params)))
 
     def _get_config(self, session_id: int, params: _Params) -> etree._Element:
         source = self._datastore_name(params, "source")
-        return self.datastore.get_config(source, **self._filter(params))
+        return self._readable(session_id, self.datastore.get_config(source, **self._filter(params)))
+
+    def _readable(self, session_id: int, data: etree._Element) -> etree._Element:
+        if self.access is not None:
+            self.access.prune(self._principals.get(session_id), data)
+        return data
 
     def _edit_config(self, session_id: int, params: _Params) -> None:
         target = self._datastore_name(params, "target")
@@ -329,11 +411,18 @@ class NetconfService:
             raise _error(
                 ErrorTag.BAD_ELEMENT, "give either config or url, not both", bad_element="url"
             )
+        default_operation = self._option(params, "default-operation", "merge")
+        error_option = self._option(params, "error-option", "stop-on-error")
+        if self.access is not None and target in ("running", "candidate"):
+            new = self.access.simulate_edit(
+                self.datastore.read(target), config, default_operation, error_option
+            )
+            self._authorize_write(session_id, "edit-config", target, new)
         self.datastore.edit_config(
             target,
             config,
-            default_operation=self._option(params, "default-operation", "merge"),
-            error_option=self._option(params, "error-option", "stop-on-error"),
+            default_operation=default_operation,
+            error_option=error_option,
             test_option=self._option(params, "test-option", "test-then-set"),
             session_id=session_id,
         )
@@ -344,6 +433,12 @@ class NetconfService:
         wd = params.get("with-defaults")
         if wd is not None:  # checked; only a URL target would use it
             check_mode(_text(wd))
+        if self.access is not None and target in ("running", "candidate", "startup"):
+            if isinstance(source, str):
+                new = self.datastore.read(source) if source in ("running", "candidate") else None
+            else:
+                new = inline_config(source)
+            self._authorize_write(session_id, "copy-config", target, new)
         self.datastore.copy_config(target, source, session_id=session_id)
 
     def _delete_config(self, session_id: int, params: _Params) -> None:
@@ -379,6 +474,8 @@ class NetconfService:
             kwargs["persist"] = _text(params["persist"])
         if "persist-id" in params:
             kwargs["persist_id"] = _text(params["persist-id"])
+        if self.access is not None and self.datastore.candidate_modified:
+            self._authorize_write(session_id, "commit", "running", self.datastore.read("candidate"))
         self.datastore.commit(session_id=session_id, confirmed=confirmed, **kwargs)
 
     def _discard_changes(self, session_id: int, params: _Params) -> None:
@@ -393,7 +490,7 @@ class NetconfService:
         self.datastore.validate(self._source(params))
 
     def _close_session(self, session_id: int, params: _Params) -> None:
-        self.close_session(session_id)
+        self.close_session(session_id, "closed")
 
     def _kill_session(self, session_id: int, params: _Params) -> None:
         text = _text(self._required(params, "session-id"))
@@ -413,6 +510,8 @@ class NetconfService:
                 ErrorTag.INVALID_VALUE, f"no session with id {text!r}", bad_element="session-id"
             )
         self.datastore.release_session(victim)
+        if self.notifications is not None:
+            self.notifications.detach(victim, "killed", killed_by=session_id)
         try:
             on_kill()
         except Exception:

@@ -12,9 +12,13 @@ from pathlib import Path
 from typing import Protocol
 
 import asyncssh
+from lxml import etree
 
 from callhome.agent.datastore import Datastore
+from callhome.agent.managers import ManagerDirectory
+from callhome.agent.nacm import Nacm, NacmError
 from callhome.agent.netconf_service import NetconfService
+from callhome.agent.notifications import EventLog, LoggedEvent, NotificationCenter
 from callhome.agent.snmp import build_agent
 from callhome.agent.snmp_notify import Notifier, build_notifier
 from callhome.agent.terminal import DeviceAccess
@@ -57,6 +61,7 @@ class CallHomeConnection(Protocol):
 def load_manager_keys(config: AgentConfig) -> list[asyncssh.SSHKey]:
     """The manager keys this device accepts, from the config and its authorized-keys file."""
     lines = list(config.manager_keys)
+    lines += [m.key for m in config.managers if not m.key.startswith("SHA256:")]
     if config.manager_keys_file is not None:
         path = config.path(config.manager_keys_file)
         try:
@@ -78,16 +83,43 @@ class Agent:
         self.host_key = ensure_key(config.path(config.host_key))
         self.identity = identity_of(self.host_key)
         self.datastore = Datastore(config.path(config.datastore), list_keys=config.list_keys)
-        self.netconf = NetconfService(self.datastore)
+        wanted = config.notifications
+        self.notifications: NotificationCenter | None = None
+        if wanted.enabled:
+            event_log = EventLog(
+                config.path(wanted.log), max_events=wanted.max_events, max_age=wanted.max_age
+            )
+            self.notifications = NotificationCenter(event_log, list_keys=config.list_keys)
+        uses = {e.orientation for e in config.endpoints}
+        manager_keys = load_manager_keys(config) if "reverse-ssh" in uses else []
+        self.managers = ManagerDirectory(
+            config.managers, [identity_of(k).fingerprint for k in manager_keys]
+        )
+        self.access = Nacm(
+            modules=config.nacm_modules,
+            list_keys=config.list_keys,
+            directory=self.managers,
+            allow_lockout=config.nacm_allow_lockout,
+        )
+        try:
+            self.netconf = NetconfService(
+                self.datastore, notifications=self.notifications, access=self.access
+            )
+        except NacmError as exc:
+            raise ConfigError(f"NACM rules in the running datastore: {exc}") from None
+        self.access.check_startup([e.name or e.address for e in config.endpoints])
         self.endpoints = [
             parse_hostport(e.address, DEFAULT_PORTS[e.orientation]) for e in config.endpoints
         ]
-        uses = {e.orientation for e in config.endpoints}
         self.connection: CallHomeConnection | None = None
         self._wake = asyncio.Event()
         self._last_dial = 0.0
         self.snmp = (
-            build_agent(config, self.host_key.export_public_key()) if config.snmp.enabled else None
+            build_agent(
+                config, self.host_key.export_public_key(), groups_of=self.managers.groups_of
+            )
+            if config.snmp.enabled
+            else None
         )
         self.notifier: Notifier | None = None
         if self.snmp is not None:
@@ -101,13 +133,13 @@ class Agent:
             )
         self.settings = DeviceSshSettings(
             host_key=self.host_key,
-            manager_keys=load_manager_keys(config) if "reverse-ssh" in uses else [],
+            manager_keys=manager_keys,
             handler=self.netconf,
             auth_timeout=config.auth_timeout,
             keepalive=config.keepalive,
             algorithms=config.algorithms,
             max_message_size=config.max_message_size,
-            services=DeviceAccess(config.access) if config.access else None,
+            services=DeviceAccess(config.access, self.managers) if config.access else None,
             snmp=self.snmp,
         )
         self.tls_settings = self._tls_settings() if "reverse-tls" in uses else None
@@ -174,6 +206,13 @@ class Agent:
         if self.notifier is None:
             raise ConfigError("SNMP notifications need [snmp] enabled = true")
         return self.notifier.notify(trap_oid, varbinds, inform)
+
+    def notify_netconf(self, element: etree._Element) -> LoggedEvent:
+        """Emit a NETCONF notification whose content is ``element`` (RFC 5277): it is in the
+        replay log when this returns and has gone to every live subscription it passes."""
+        if self.notifications is None:
+            raise ConfigError("NETCONF notifications need [notifications] enabled = true")
+        return self.notifications.notify(element)
 
     def wake(self) -> None:
         """Dial now if the device is away (an ``immediate`` notification waits)."""
@@ -253,3 +292,5 @@ async def run_agent(path: Path) -> None:
             agent.connection.abort()
         if agent.notifier is not None:
             agent.notifier.close()
+        if agent.notifications is not None:
+            agent.notifications.log.close()

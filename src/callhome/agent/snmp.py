@@ -142,12 +142,17 @@ class SnmpAgent:
         boots: int = 1,
         max_message_size: int = 65535,
         clock: Callable[[], float] = time.monotonic,
+        group_users: Mapping[str, UserAccess] | None = None,
+        groups_of: Callable[[str], tuple[str, ...]] | None = None,
     ) -> None:
         if not 5 <= len(engine_id) <= 32:
             raise ConfigError("an snmpEngineID is 5 to 32 octets")
         self.mib = registry
         self.engine_id = engine_id
         self.users = dict(users)
+        self.group_users = dict(group_users or {})
+        """Access by group of ``[[managers]]``, for a securityName not in ``users``."""
+        self._groups_of = groups_of or (lambda fingerprint: ())
         self.boots = boots
         self.max_message_size = max_message_size
         self._clock = clock
@@ -182,13 +187,17 @@ class SnmpAgent:
     ) -> SnmpResponderChannel:
         log.info("SNMP channel opened by %s (securityName %r)", peer, security_name)
         channel = SnmpResponderChannel(self, security_name, peer, write, close)
+        channel.groups = () if manager is None else self._groups_of(manager.fingerprint)
         if self.sink is not None:
             self.sink.channel_opened(channel)
         return channel
 
     # -- processing (RFC 3412 section 7.2, RFC 3413 section 3.2) ----------------------------
-    def process(self, security_name: str, message: Message) -> Message | None:
-        """The message to send back for ``message``, or None (nothing is sent)."""
+    def process(
+        self, security_name: str, message: Message, groups: tuple[str, ...] = ()
+    ) -> Message | None:
+        """The message to send back for ``message``, or None (nothing is sent). ``groups``:
+        the manager's groups, whose access counts when ``security_name`` has none."""
         pdu = message.pdu
         if pdu.type not in (PduType.GET, PduType.GETNEXT, PduType.GETBULK, PduType.SET):
             return None  # not a command responder's PDU: dropped
@@ -199,6 +208,8 @@ class SnmpAgent:
             self.unknown_contexts = (self.unknown_contexts + 1) % 2**32
             return self._report(message, SNMP_UNKNOWN_CONTEXTS, self.unknown_contexts)
         access = self.users.get(security_name)
+        if access is None:
+            access = next((self.group_users[g] for g in groups if g in self.group_users), None)
         if access is None and _engine_get_only(pdu):
             access = UserAccess((), ())  # RFC 5343 discovery works for any transport user
         if access is None:
@@ -365,6 +376,8 @@ class SnmpResponderChannel:
         self._close = close
         self._stream = SnmpStream(agent.max_message_size)
         self.closed = False
+        self.groups: tuple[str, ...] = ()
+        """The manager's groups (``[[managers]]``), set when the channel opens."""
 
     def feed(self, data: bytes) -> None:
         if self.closed:
@@ -376,7 +389,7 @@ class SnmpResponderChannel:
                 if message.pdu.type is PduType.RESPONSE and sink is not None:
                     sink.response_received(self, message)
                     continue
-                reply = self._agent.process(self._security_name, message)
+                reply = self._agent.process(self._security_name, message, self.groups)
                 if reply is not None:
                     self._write(self._stream.send(reply))
         except RemoteProtocolError as exc:
@@ -419,7 +432,11 @@ class SnmpResponderChannel:
 
 
 def build_agent(
-    config: AgentConfig, host_key_seed: bytes, *, sysfs: Path = Path("/sys/class/net")
+    config: AgentConfig,
+    host_key_seed: bytes,
+    *,
+    sysfs: Path = Path("/sys/class/net"),
+    groups_of: Callable[[str], tuple[str, ...]] | None = None,
 ) -> SnmpAgent:
     """The SNMP engine the ``[snmp]`` section describes, with its state file loaded."""
     section: AgentSnmpSection = config.snmp
@@ -438,9 +455,16 @@ def build_agent(
         {
             u.name: UserAccess(tuple(map(_subtree, u.read)), tuple(map(_subtree, u.write)))
             for u in section.users
+            if u.name
         },
         boots=boots,
         max_message_size=section.max_message_size,
+        group_users={
+            u.group: UserAccess(tuple(map(_subtree, u.read)), tuple(map(_subtree, u.write)))
+            for u in section.users
+            if u.group
+        },
+        groups_of=groups_of,
     )
     register_system(registry, agent, state, section, sys_object_id)
     if section.interfaces:

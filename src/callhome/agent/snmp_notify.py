@@ -259,10 +259,10 @@ class Notifier(NotificationSink):
         self._pending: dict[int, tuple[SnmpResponderChannel, int, asyncio.Future[Pdu]]] = {}
         agent.sink = self
         agent.mib.scalar(
-            NLM_STATS_LOGGED, ValueType.COUNTER32, lambda: buffer.counter("logged") % 2**32
+            NLM_STATS_LOGGED[:-1], ValueType.COUNTER32, lambda: buffer.counter("logged") % 2**32
         )
         agent.mib.scalar(
-            NLM_STATS_BUMPED, ValueType.COUNTER32, lambda: buffer.counter("bumped") % 2**32
+            NLM_STATS_BUMPED[:-1], ValueType.COUNTER32, lambda: buffer.counter("bumped") % 2**32
         )
 
     # -- the device's API ----------------------------------------------------------------------
@@ -278,7 +278,13 @@ class Notifier(NotificationSink):
         bindings = tuple(varbinds)
         uptime = self.agent.uptime()
         probe = self._message(inform_pdu(oid, bindings, uptime), reportable=True)
-        if len(encode_message(probe)) > self.agent.max_message_size:
+        try:
+            size = len(encode_message(probe))
+        except LocalProtocolError:
+            raise
+        except Exception as exc:  # the codec refused a value
+            raise LocalProtocolError(f"cannot encode the notification: {exc}") from None
+        if size > self.agent.max_message_size:
             raise LocalProtocolError(
                 f"a notification of {len(bindings)} bindings is over the largest SNMP message"
             )

@@ -1,9 +1,10 @@
 """Terminals, commands and TCP forwards the device serves to its managers, per ``[[access]]``.
 
-Nothing is allowed unless an ``[[access]]`` entry for the manager's key fingerprint (or the
-entry ``manager = "*"``) allows it: ``shell`` (an interactive terminal under a real PTY),
-``exec`` (commands, stdout and stderr apart) and ``forward`` (an allowlist of host:port).
-Terminals run the login shell of ``user`` (or ``command`` instead, for a restricted terminal).
+Nothing is allowed unless an ``[[access]]`` entry for the manager's key fingerprint, for one of
+its groups (``group = ...``, from ``[[managers]]``) or the entry ``manager = "*"`` allows it:
+``shell`` (an interactive terminal under a real PTY), ``exec`` (commands, stdout and stderr
+apart) and ``forward`` (an allowlist of host:port). Terminals run the login shell of ``user``
+(or ``command`` instead, for a restricted terminal).
 
 Output is read only while the SSH channel has room (``pause``/``resume``), so a manager that
 reads slowly slows the process down instead of filling memory.
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 
 import asyncssh
 
+from callhome.agent.managers import ManagerDirectory
 from callhome.config import Access, parse_hostport
 from callhome.errors import ConfigError
 from callhome.identity import Identity
@@ -65,12 +67,21 @@ def _user(name: str) -> pwd.struct_passwd:
 class DeviceAccess:
     """The device's ``DeviceServices``: rules by manager key, and the processes they allow."""
 
-    def __init__(self, entries: Sequence[Access]) -> None:
+    def __init__(self, entries: Sequence[Access], managers: ManagerDirectory | None = None) -> None:
+        self._managers = managers or ManagerDirectory()
         self._rules: dict[str, _Rule] = {}
+        self._group_rules: dict[str, _Rule] = {}
+        known_groups = self._managers.groups
         for entry in entries:
-            if entry.manager in self._rules:
-                raise ConfigError(f"access: two entries for manager {entry.manager!r}")
-            self._rules[entry.manager] = _Rule(
+            if entry.group and entry.group not in known_groups:
+                raise ConfigError(
+                    f"access: group {entry.group!r} is given to no manager in [[managers]]"
+                )
+            rules = self._group_rules if entry.group else self._rules
+            whom = entry.group or entry.manager
+            if whom in rules:
+                raise ConfigError(f"access: two entries for {whom!r}")
+            rules[whom] = _Rule(
                 shell=entry.shell,
                 exec=entry.exec,
                 forward=frozenset(parse_hostport(t, 0) for t in entry.forward),
@@ -79,7 +90,16 @@ class DeviceAccess:
             )
 
     def _rule(self, manager: Identity) -> _Rule | None:
-        return self._rules.get(manager.fingerprint) or self._rules.get("*")
+        """The entry for the manager's key, else the first of its groups' (in the order of
+        its groups), else the entry for '*'."""
+        rule = self._rules.get(manager.fingerprint)
+        if rule is not None:
+            return rule
+        for group in self._managers.groups_of(manager.fingerprint):
+            rule = self._group_rules.get(group)
+            if rule is not None:
+                return rule
+        return self._rules.get("*")
 
     def may_open(self, manager: Identity, what: str) -> bool:
         rule = self._rule(manager)

@@ -150,6 +150,14 @@ class DeviceWorker:
             log.exception("job %d failed unexpectedly", job.id)
             event, result = JobInput.FAIL, {"error": f"{type(exc).__name__}: {exc}"}
         finished = await store.finish_job(job.id, event, time.time(), result)
+        denied = [e for e in result.get("errors", ()) if e.get("tag") == "access-denied"]
+        if event is JobInput.FAIL and denied:
+            await store.record_event(
+                "access-denied",
+                time.time(),
+                device=job.device,
+                detail={"job": job.id, "kind": job.kind, "errors": denied},
+            )
         await self.dispatcher.job_changed(finished)
 
     async def _send(self, operation: etree._Element) -> RpcReply:

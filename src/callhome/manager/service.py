@@ -33,6 +33,8 @@ from callhome.errors import (
 )
 from callhome.identity import Identity
 from callhome.manager.jobs import Dispatcher, is_read_only
+from callhome.manager.notifications import NetconfNotifications
+from callhome.manager.snmp_events import NotificationReceiver
 from callhome.net.keys import ensure_key, load_private_key
 from callhome.net.reverse_ssh import ManagerSshSettings, ReverseSshListener
 from callhome.net.reverse_tls import ManagerTlsSettings, ReverseTlsListener
@@ -62,6 +64,10 @@ class Manager:
         self._more_listeners: list[ReverseTlsListener | TurnListener] = []
         self.changed = asyncio.Condition()
         self.jobs = Dispatcher(store, self._job_changed)
+        self.netconf_notifications = NetconfNotifications(
+            store, config.notifications, self._session_event, self._spawn
+        )
+        self.notifications = NotificationReceiver(self._session_event, self._spawn)
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> list[int]:
@@ -177,6 +183,11 @@ class Manager:
         )
         await self._wake_followers()
 
+    async def _session_event(
+        self, kind: str, session: DeviceSession, detail: Mapping[str, Any]
+    ) -> None:
+        await self._event(kind, device=session.name, fingerprint=session.fingerprint, detail=detail)
+
     async def _wake_followers(self) -> None:
         """Wake API clients that wait for new events."""
         async with self.changed:
@@ -249,6 +260,7 @@ class Manager:
             session.close_transport()
             return
         session.name = device.name
+        self.notifications.session_ready(session)
         old = self.sessions.get(fp)
         self.sessions[fp] = session
         if old is not None:
@@ -267,6 +279,8 @@ class Manager:
         )
         await self._wake_followers()
         self.jobs.device_online(session)
+        # after the job worker started: queued jobs do not wait for the subscription
+        self.netconf_notifications.session_ready(session)
 
     async def session_closed(self, session: DeviceSession) -> None:
         fp = session.fingerprint

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from callhome.errors import DeviceError, RemoteProtocolError, SessionClosed
@@ -81,7 +81,7 @@ def describe(message: Message) -> dict[str, Any]:
 class NotificationReceiver:
     """Opens and keeps the ``snmp`` channel of each session; records what arrives on it."""
 
-    def __init__(self, record: Record, spawn: Callable[[Awaitable[Any]], None]) -> None:
+    def __init__(self, record: Record, spawn: Callable[[Coroutine[Any, Any, Any]], None]) -> None:
         self._record = record
         self._spawn = spawn
         self._seen: dict[str, deque[tuple[int, int, str]]] = {}
@@ -148,6 +148,9 @@ class NotificationReceiver:
                 return
             except (SessionClosed, TimeoutError, RemoteProtocolError) as exc:
                 log.info("snmp channel of %s not opened: %s", session.name, exc or "timeout")
+                return
+            except Exception as exc:  # the connection went while the channel opened
+                log.info("snmp channel of %s not opened: %r", session.name, exc)
                 return
             closed = asyncio.ensure_future(client.wait_closed())
             ended = asyncio.ensure_future(session.wait_closed())

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from lxml import etree
 
@@ -19,6 +20,7 @@ from callhome.errors import (
     ErrorSeverity,
     ErrorTag,
     ErrorType,
+    LocalProtocolError,
     RemoteProtocolError,
     RpcError,
     RpcErrorInfo,
@@ -223,17 +225,53 @@ class NetconfClient:
             self._close()
 
 
+@dataclass(frozen=True)
+class Principal:
+    """Who a device's NETCONF session serves, as the transport authenticated it: plain data
+    handed up to the device's service, which maps it to a user and groups (access control).
+
+    ``identity`` is the manager's key or certificate fingerprint ('' when the transport does
+    not tell), ``user`` the transport's user name (the SSH user name), ``groups`` any groups
+    the transport itself vouches for, ``transport`` the orientation.
+    """
+
+    identity: str = ""
+    user: str = ""
+    groups: tuple[str, ...] = ()
+    transport: str = ""
+
+
 class NetconfHandler(Protocol):
     """What a device offers to a NETCONF session (implemented by the agent's service)."""
 
     @property
     def capabilities(self) -> list[str]: ...
 
-    def open_session(self, on_kill: Callable[[], None]) -> int: ...
+    def open_session(
+        self, on_kill: Callable[[], None], principal: Principal | None = None
+    ) -> int: ...
 
     def close_session(self, session_id: int) -> None: ...
 
     def handle(self, session_id: int, operation: etree._Element) -> etree._Element | None: ...
+
+
+NotificationSink = Callable[[str, Sequence[etree._Element]], None]
+"""Sends one notification (eventTime, content elements) on one session."""
+
+
+@runtime_checkable
+class NotifyingHandler(Protocol):
+    """A handler that also sends notifications (RFC 5277): the driver gives it a sink."""
+
+    def attach_session(
+        self,
+        session_id: int,
+        sink: NotificationSink,
+        *,
+        username: str = "",
+        source_host: str = "",
+    ) -> None: ...
 
 
 class NetconfServerDriver:
@@ -247,15 +285,43 @@ class NetconfServerDriver:
         *,
         max_message_size: int = 16 * 1024 * 1024,
         peer: str = "",
+        principal: Principal | None = None,
     ) -> None:
         self._handler = handler
         self._write = write
         self._close = close
         self._peer = peer
-        self.session_id = handler.open_session(on_kill=self._killed)
+        # A transport that names nobody (reverse-tls and turn, for now) serves an anonymous
+        # principal: never None, which the service keeps for the device's own code.
+        self.principal = principal or Principal()
+        self.session_id = handler.open_session(on_kill=self._killed, principal=self.principal)
         self._core = ServerCore(self.session_id, handler.capabilities, max_message_size)
         self._open = True
+        self._held: list[bytes] | None = None  # notifications sent while an rpc is served
         self._write(self._core.hello())
+        if isinstance(handler, NotifyingHandler):
+            host = peer.rpartition(":")[0] if peer.count(":") == 1 else peer
+            handler.attach_session(
+                self.session_id,
+                self.send_notification,
+                username=self.principal.user,
+                source_host=host,
+            )
+
+    def send_notification(self, event_time: str, content: Sequence[etree._Element]) -> None:
+        """Send one ``<notification>`` on this session (dropped once it has ended). Sent
+        while an rpc is being handled, it follows that rpc's reply."""
+        if not self._open:
+            return
+        try:
+            data = self._core.notification(event_time, content)
+        except LocalProtocolError as exc:
+            log.debug("session %d: notification not sent: %s", self.session_id, exc)
+            return
+        if self._held is not None:
+            self._held.append(data)
+        else:
+            self._write(data)
 
     def _killed(self) -> None:
         log.info("session %d killed by another session", self.session_id)
@@ -294,6 +360,16 @@ class NetconfServerDriver:
             self._end()
 
     def _serve(self, request: RpcRequest) -> None:
+        self._held = []
+        try:
+            self._answer(request)
+        finally:
+            held, self._held = self._held, None
+            for data in held:
+                if self._open:
+                    self._write(data)
+
+    def _answer(self, request: RpcRequest) -> None:
         op = request.operation
         try:
             data = self._handler.handle(self.session_id, op)

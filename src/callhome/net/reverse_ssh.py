@@ -32,7 +32,7 @@ from callhome.net.channels import (
     open_tcp_channel,
 )
 from callhome.net.keys import identity_of
-from callhome.net.netconf import NetconfClient, NetconfHandler, NetconfServerDriver
+from callhome.net.netconf import NetconfClient, NetconfHandler, NetconfServerDriver, Principal
 from callhome.net.session import Admission, DeviceSession, Orientation
 from callhome.net.snmp import SNMP_SUBSYSTEM, SnmpChannel, SnmpHandler, open_snmp_client
 
@@ -457,6 +457,7 @@ class _ServerChannel(asyncssh.SSHServerSession[bytes]):
             lambda: chan.exit(0),  # exit-status 0, then close (RFC 4254 section 6.10)
             max_message_size=self._max,
             peer=self._peer,
+            principal=self._server.principal,
         )
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
@@ -523,6 +524,16 @@ class _DeviceSshServer(asyncssh.SSHServer):
             return True
         log.warning("manager at %s offered an unknown key %s", self._peer, identity)
         return False
+
+    @property
+    def principal(self) -> Principal:
+        """The authenticated manager, as plain data for the NETCONF service."""
+        identity = self.manager_identity
+        return Principal(
+            identity="" if identity is None else identity.fingerprint,
+            user=self.manager_user,
+            transport="reverse-ssh",
+        )
 
     @property
     def services(self) -> DeviceServices | None:

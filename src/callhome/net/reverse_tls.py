@@ -43,7 +43,7 @@ from cryptography import x509
 from callhome.config import CertToNameRule, KeepaliveConfig
 from callhome.errors import AuthError, ConfigError, SessionClosed
 from callhome.identity import Identity
-from callhome.net.netconf import NetconfClient, NetconfHandler, NetconfServerDriver
+from callhome.net.netconf import NetconfClient, NetconfHandler, NetconfServerDriver, Principal
 from callhome.net.pki import CertPolicy, cert_identity, load_certificates, normalize_fingerprint
 from callhome.net.session import Admission, DeviceSession, Orientation
 
@@ -467,7 +467,7 @@ class _DeviceProtocol(asyncio.Protocol):
         self.raw = transport
         self.peer = _address(transport)
 
-    def serve(self, tls: asyncio.Transport) -> None:
+    def serve(self, tls: asyncio.Transport, manager: Identity) -> None:
         self.tls = tls
         self.driver = NetconfServerDriver(
             self._settings.handler,
@@ -475,6 +475,7 @@ class _DeviceProtocol(asyncio.Protocol):
             self.close,
             max_message_size=self._settings.max_message_size,
             peer=self.peer,
+            principal=Principal(identity=manager.fingerprint, transport="reverse-tls"),
         )
         for data in self._early:
             self.driver.feed(data)
@@ -577,7 +578,7 @@ async def dial_reverse_tls(
     if settings.manager_fingerprints and manager.fingerprint not in settings.manager_fingerprints:
         raw.abort()
         raise AuthError(f"manager certificate {manager.fingerprint} is not a pinned one")
-    protocol.serve(tls)
+    protocol.serve(tls, manager)
     # the manager speaks only once it has admitted this device: until then the connection
     # does not count as made (a refused device backs off instead of redialing at once)
     try:

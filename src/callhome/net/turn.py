@@ -28,7 +28,7 @@ from callhome.config import KeepaliveConfig, SshAlgorithms
 from callhome.errors import SessionClosed
 from callhome.identity import Identity
 from callhome.net.keys import identity_of
-from callhome.net.netconf import NetconfClient, NetconfHandler, NetconfServerDriver
+from callhome.net.netconf import NetconfClient, NetconfHandler, NetconfServerDriver, Principal
 from callhome.net.reverse_ssh import _address, _algorithm_options
 from callhome.net.session import Admission, DeviceSession, Orientation
 
@@ -329,12 +329,15 @@ class _DeviceTurnChannel(asyncssh.SSHClientSession[bytes]):
         chan = self.chan
         assert chan is not None
         conn = chan.get_extra_info("connection")
+        host_key = conn.get_server_host_key()
+        manager = "" if host_key is None else identity_of(host_key).fingerprint
         self.driver = NetconfServerDriver(
             self._settings.handler,
             chan.write,
             conn.close,  # the connection exists for this session: it ends with it
             max_message_size=self._settings.max_message_size,
             peer=str(chan.get_extra_info("peername", "manager")),
+            principal=Principal(identity=manager, transport="turn"),
         )
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:

@@ -64,7 +64,7 @@ class EchoHandler:
     def __init__(self) -> None:
         self.next_id = 0
 
-    def open_session(self, on_kill: Callable[[], None]) -> int:
+    def open_session(self, on_kill: Callable[[], None], principal: object = None) -> int:
         self.next_id += 1
         return self.next_id
 
