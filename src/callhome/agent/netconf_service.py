@@ -137,6 +137,8 @@ class NetconfService:
             extra_capabilities = (*notifications.capabilities, *extra_capabilities)
             datastore.add_change_listener(notifications.on_change)
             datastore.add_commit_listener(notifications.on_commit)
+            if access is not None:
+                notifications.may_receive = self._may_receive_notification
         for capability in extra_capabilities:
             if capability not in self.capabilities:
                 self.capabilities.append(capability)
@@ -174,6 +176,15 @@ class NetconfService:
             principal = self.access.directory.resolve(principal)
         self._principals[session_id] = principal
         return session_id
+
+    def _may_receive_notification(self, session_id: int, content: etree._Element) -> bool:
+        """NACM's notification rules, for the notification center (RFC 8341 section 3.4.6)."""
+        if self.access is None:
+            return True
+        name = etree.QName(content)
+        return self.access.may_receive_notification(
+            self.principal(session_id), name.localname, name.namespace
+        )
 
     def principal(self, session_id: int) -> Principal | None:
         """Who a session serves (user and groups resolved), None for the device's own code."""

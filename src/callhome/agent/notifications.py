@@ -282,10 +282,15 @@ _Match: TypeAlias = Callable[[etree._Element], bool]
 
 @dataclass
 class _Session:
+    session_id: int
     sink: Sink
     username: str
     source_host: str
     subscription: _Subscription | None = None
+
+
+MayReceive: TypeAlias = Callable[[int, etree._Element], bool]
+"""Whether session N may be sent a notification with this content (access control)."""
 
 
 @dataclass
@@ -325,6 +330,8 @@ class NotificationCenter:
         self._sessions: dict[int, _Session] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        self.may_receive: MayReceive | None = None
+        """Set by the NETCONF service when access control is on: denied ones are not sent."""
 
     capabilities: Final = (NOTIFICATION_CAPABILITY, INTERLEAVE_CAPABILITY)
 
@@ -337,7 +344,7 @@ class NotificationCenter:
         with contextlib.suppress(RuntimeError):
             self._loop = asyncio.get_running_loop()
             self._loop_thread = threading.get_ident()
-        self._sessions[session_id] = _Session(sink, username, source_host)
+        self._sessions[session_id] = _Session(session_id, sink, username, source_host)
         content = self._element("netconf-session-start")
         self._session_parms(content, session_id)
         self.notify(content)
@@ -390,6 +397,8 @@ class NotificationCenter:
                 self._send(session, event.event_time, element)
 
     def _send(self, session: _Session, event_time: str, element: etree._Element) -> None:
+        if self.may_receive is not None and not self.may_receive(session.session_id, element):
+            return
         try:
             session.sink(event_time, [element])
         except Exception:

@@ -404,3 +404,32 @@ def test_commit_is_checked_on_what_it_changes(service: NetconfService) -> None:
     with pytest.raises(RpcError) as caught:
         rpc(service, s, f'<commit xmlns="{BASE}"/>')
     assert caught.value.first.tag is ErrorTag.ACCESS_DENIED
+
+
+def test_denied_notifications_are_not_sent() -> None:
+    from callhome.agent.notifications import EventLog, NotificationCenter
+
+    store = Datastore()
+    store.copy_config("running", xml(f'<config xmlns="{BASE}">{RULES}{DATA}</config>'))
+    center = NotificationCenter(EventLog(None))
+    service = NetconfService(store, access=make_nacm(), notifications=center)
+    got: dict[int, list[str]] = {}
+    sessions = {}
+    for principal in (ADMIN, RO):
+        sid = service.open_session(lambda: None, principal)
+        sessions[principal.identity] = sid
+        got[sid] = []
+        service.attach_session(
+            sid,
+            lambda _t, content, sid=sid: got[sid].extend(etree.QName(c).localname for c in content),
+        )
+        rpc(
+            service,
+            sid,
+            '<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"/>',
+        )
+    center.notify(etree.Element("{urn:example:alarms}alarm"))
+    center.notify(etree.Element("{urn:example:alarms}heartbeat"))
+    mine = {"alarm", "heartbeat"}
+    assert [n for n in got[sessions[ADMIN_FP]] if n in mine] == ["alarm", "heartbeat"]
+    assert [n for n in got[sessions[RO_FP]] if n in mine] == ["heartbeat"]
