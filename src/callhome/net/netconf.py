@@ -231,7 +231,8 @@ class Principal:
     handed up to the device's service, which maps it to a user and groups (access control).
 
     ``identity`` is the manager's key or certificate fingerprint ('' when the transport does
-    not tell), ``user`` the transport's user name (the SSH user name), ``groups`` any groups
+    not tell), ``user`` the transport's user name (the SSH user name in reverse-ssh, the
+    certificate's CN in reverse-tls, the device's own user name in turn), ``groups`` any groups
     the transport itself vouches for, ``transport`` the orientation.
     """
 
@@ -239,6 +240,41 @@ class Principal:
     user: str = ""
     groups: tuple[str, ...] = ()
     transport: str = ""
+
+
+class ClientFeed:
+    """The bytes of a channel for a NetconfClient that may not exist yet.
+
+    A device may send its hello in the same read as the channel's opening, before the client
+    is made: those bytes (up to ``limit`` reads) and an early end are kept and fed on
+    ``attach``.
+    """
+
+    def __init__(self, limit: int = 64) -> None:
+        self.client: NetconfClient | None = None
+        self._early: list[bytes] = []
+        self._early_end: str | None = None
+        self._limit = limit
+
+    def attach(self, client: NetconfClient) -> None:
+        self.client = client
+        for data in self._early:
+            client.feed(data)
+        self._early.clear()
+        if self._early_end is not None:
+            client.feed_eof(self._early_end)
+
+    def data(self, data: bytes) -> None:
+        if self.client is not None:
+            self.client.feed(data)
+        elif len(self._early) < self._limit:
+            self._early.append(data)
+
+    def ended(self, reason: str) -> None:
+        if self.client is not None:
+            self.client.feed_eof(reason)
+        elif self._early_end is None:
+            self._early_end = reason
 
 
 class NetconfHandler(Protocol):
@@ -291,8 +327,8 @@ class NetconfServerDriver:
         self._write = write
         self._close = close
         self._peer = peer
-        # A transport that names nobody (reverse-tls and turn, for now) serves an anonymous
-        # principal: never None, which the service keeps for the device's own code.
+        # A transport that names nobody serves an anonymous principal: never None, which the
+        # service keeps for the device's own code.
         self.principal = principal or Principal()
         self.session_id = handler.open_session(on_kill=self._killed, principal=self.principal)
         self._core = ServerCore(self.session_id, handler.capabilities, max_message_size)

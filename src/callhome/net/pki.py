@@ -100,6 +100,12 @@ def cert_identity(cert: x509.Certificate) -> Identity:
     return Identity("x509", cert_fingerprint(der), key_type_of(cert))
 
 
+def common_name(cert: x509.Certificate) -> str:
+    """The certificate's subject CN ('' if none)."""
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
 def mapped_identity(name: str, cert: x509.Certificate) -> Identity:
     """The Identity of a CA-issued certificate a cert-to-name rule mapped to ``name``."""
     return Identity("x509", MAPPED_PREFIX + name, key_type_of(cert))

@@ -32,7 +32,13 @@ from callhome.net.channels import (
     open_tcp_channel,
 )
 from callhome.net.keys import identity_of
-from callhome.net.netconf import NetconfClient, NetconfHandler, NetconfServerDriver, Principal
+from callhome.net.netconf import (
+    ClientFeed,
+    NetconfClient,
+    NetconfHandler,
+    NetconfServerDriver,
+    Principal,
+)
 from callhome.net.session import Admission, DeviceSession, Orientation
 from callhome.net.snmp import SNMP_SUBSYSTEM, SnmpChannel, SnmpHandler, open_snmp_client
 
@@ -81,39 +87,18 @@ class _ChannelToClient(asyncssh.SSHClientSession[bytes]):
     """Feeds an SSH channel's bytes to a NetconfClient."""
 
     def __init__(self) -> None:
-        self.client: NetconfClient | None = None
-        self._early: list[bytes] = []
-        self._early_end: str | None = None
-
-    def attach(self, client: NetconfClient) -> None:
-        """Start feeding ``client``, with whatever arrived before it existed."""
-        self.client = client
-        for data in self._early:
-            client.feed(data)
-        self._early.clear()
-        if self._early_end is not None:
-            client.feed_eof(self._early_end)
+        self.feed = ClientFeed()
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
-        if datatype is not None:
-            return
-        if self.client is not None:
-            self.client.feed(data)
-        else:
-            self._early.append(data)
-
-    def _ended(self, reason: str) -> None:
-        if self.client is not None:
-            self.client.feed_eof(reason)
-        elif self._early_end is None:
-            self._early_end = reason
+        if datatype is None:
+            self.feed.data(data)
 
     def eof_received(self) -> bool:
-        self._ended("device closed the netconf channel")
+        self.feed.ended("device closed the netconf channel")
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._ended(f"channel lost: {exc}" if exc else "channel closed")
+        self.feed.ended(f"channel lost: {exc}" if exc else "channel closed")
 
 
 class _ManagerSshClient(asyncssh.SSHClient):
@@ -318,7 +303,7 @@ class ReverseSshListener:
             max_message_size=settings.max_message_size,
         )
         netconf.send_hello()
-        channel_session.attach(netconf)
+        channel_session.feed.attach(netconf)
         try:
             await netconf.wait_hello(settings.handshake_timeout)
         except (SessionClosed, TimeoutError) as exc:

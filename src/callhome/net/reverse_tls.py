@@ -44,7 +44,13 @@ from callhome.config import CertToNameRule, KeepaliveConfig
 from callhome.errors import AuthError, ConfigError, SessionClosed
 from callhome.identity import Identity
 from callhome.net.netconf import NetconfClient, NetconfHandler, NetconfServerDriver, Principal
-from callhome.net.pki import CertPolicy, cert_identity, load_certificates, normalize_fingerprint
+from callhome.net.pki import (
+    CertPolicy,
+    cert_identity,
+    common_name,
+    load_certificates,
+    normalize_fingerprint,
+)
 from callhome.net.session import Admission, DeviceSession, Orientation
 
 log = logging.getLogger(__name__)
@@ -467,7 +473,7 @@ class _DeviceProtocol(asyncio.Protocol):
         self.raw = transport
         self.peer = _address(transport)
 
-    def serve(self, tls: asyncio.Transport, manager: Identity) -> None:
+    def serve(self, tls: asyncio.Transport, manager: Identity, user: str = "") -> None:
         self.tls = tls
         self.driver = NetconfServerDriver(
             self._settings.handler,
@@ -475,7 +481,7 @@ class _DeviceProtocol(asyncio.Protocol):
             self.close,
             max_message_size=self._settings.max_message_size,
             peer=self.peer,
-            principal=Principal(identity=manager.fingerprint, transport="reverse-tls"),
+            principal=Principal(identity=manager.fingerprint, user=user, transport="reverse-tls"),
         )
         for data in self._early:
             self.driver.feed(data)
@@ -574,11 +580,12 @@ async def dial_reverse_tls(
         raw.abort()
         raise ConnectionResetError("connection closed during the TLS handshake")
     der = tls.get_extra_info("ssl_object").getpeercert(binary_form=True)
-    manager = cert_identity(x509.load_der_x509_certificate(der))
+    manager_cert = x509.load_der_x509_certificate(der)
+    manager = cert_identity(manager_cert)
     if settings.manager_fingerprints and manager.fingerprint not in settings.manager_fingerprints:
         raw.abort()
         raise AuthError(f"manager certificate {manager.fingerprint} is not a pinned one")
-    protocol.serve(tls, manager)
+    protocol.serve(tls, manager, common_name(manager_cert))
     # the manager speaks only once it has admitted this device: until then the connection
     # does not count as made (a refused device backs off instead of redialing at once)
     try:

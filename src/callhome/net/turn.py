@@ -28,7 +28,13 @@ from callhome.config import KeepaliveConfig, SshAlgorithms
 from callhome.errors import SessionClosed
 from callhome.identity import Identity
 from callhome.net.keys import identity_of
-from callhome.net.netconf import NetconfClient, NetconfHandler, NetconfServerDriver, Principal
+from callhome.net.netconf import (
+    ClientFeed,
+    NetconfClient,
+    NetconfHandler,
+    NetconfServerDriver,
+    Principal,
+)
 from callhome.net.reverse_ssh import _address, _algorithm_options
 from callhome.net.session import Admission, DeviceSession, Orientation
 
@@ -60,9 +66,7 @@ class _TurnChannel(asyncssh.SSHServerSession[bytes]):
     def __init__(self, server: _TurnServer) -> None:
         self._server = server
         self.chan: asyncssh.SSHServerChannel[bytes] | None = None
-        self.client: NetconfClient | None = None
-        self._early: list[bytes] = []
-        self._early_end: str | None = None
+        self.feed = ClientFeed()
 
     def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
         self.chan = chan
@@ -84,34 +88,16 @@ class _TurnChannel(asyncssh.SSHServerSession[bytes]):
     def session_started(self) -> None:
         self._server.start_netconf(self)
 
-    def attach(self, client: NetconfClient) -> None:
-        self.client = client
-        for data in self._early:
-            client.feed(data)
-        self._early.clear()
-        if self._early_end is not None:
-            client.feed_eof(self._early_end)
-
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
-        if datatype is not None:
-            return
-        if self.client is not None:
-            self.client.feed(data)
-        elif len(self._early) < 64:
-            self._early.append(data)
-
-    def _ended(self, reason: str) -> None:
-        if self.client is not None:
-            self.client.feed_eof(reason)
-        elif self._early_end is None:
-            self._early_end = reason
+        if datatype is None:
+            self.feed.data(data)
 
     def eof_received(self) -> bool:
-        self._ended("device closed the netconf-turn channel")
+        self.feed.ended("device closed the netconf-turn channel")
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._ended(f"channel lost: {exc}" if exc else "channel closed")
+        self.feed.ended(f"channel lost: {exc}" if exc else "channel closed")
 
 
 class _TurnServer(asyncssh.SSHServer):
@@ -234,7 +220,7 @@ class _TurnServer(asyncssh.SSHServer):
             max_message_size=settings.max_message_size,
         )
         netconf.send_hello()
-        channel.attach(netconf)
+        channel.feed.attach(netconf)
         self._listener.spawn(self._ready(netconf))
 
     async def _ready(self, netconf: NetconfClient) -> None:
@@ -337,7 +323,7 @@ class _DeviceTurnChannel(asyncssh.SSHClientSession[bytes]):
             conn.close,  # the connection exists for this session: it ends with it
             max_message_size=self._settings.max_message_size,
             peer=str(chan.get_extra_info("peername", "manager")),
-            principal=Principal(identity=manager, transport="turn"),
+            principal=Principal(identity=manager, user=self._settings.username, transport="turn"),
         )
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
