@@ -115,7 +115,8 @@ def test_no_job_lost_or_applied_twice_across_manager_crashes(tmp_path: Path):
     assert set(jobs) == set(submitted)
     assert states["failed"] == 0, [j["result"] for j in jobs.values() if j["state"] == "failed"]
     assert set(states) <= {"succeeded", "outcome-unknown"}, states
-    assert states["succeeded"] >= JOBS * 0.9
+    # a kill interrupts at most one write per device
+    assert states["outcome-unknown"] <= KILLS * DEVICES
 
     present: Counter[str] = Counter()
     for n in range(DEVICES):
