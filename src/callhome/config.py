@@ -566,24 +566,42 @@ class ManagerEntry(_Model):
     identity maps to, for NETCONF access control (RFC 8341), ``[[access]]`` and SNMP."""
 
     key: str = Field(
-        description="The manager's public key (OpenSSH one-line format; it is then accepted "
-        "like one in manager_keys) or its SHA256 fingerprint ('SHA256:...'; the key itself "
-        "must be accepted some other way)."
+        "",
+        description="reverse-ssh: the manager's public key (OpenSSH one-line format; it is then "
+        "accepted like one in manager_keys) or its SHA256 fingerprint ('SHA256:...'; the key "
+        "itself must be accepted some other way).",
+    )
+    certificate: str = Field(
+        "",
+        description="reverse-tls: the manager's client certificate, by SHA-256 fingerprint (any "
+        "form tls.manager_fingerprints takes) or a PEM file (relative: to state_dir); it must "
+        "be accepted by [tls] too.",
+    )
+    host_key: str = Field(
+        "",
+        description="turn: the manager's host key (OpenSSH one-line format) or its SHA256 "
+        "fingerprint; it must be one of turn.manager_host_keys too.",
     )
     user: str = Field(
-        "", description="The user name access control knows it by; default: its SSH user name."
+        "",
+        description="The user name access control knows it by; default: its SSH user name "
+        "(reverse-ssh), its certificate's CN (reverse-tls), turn.username (turn).",
     )
     groups: list[str] = Field(
         default_factory=list, description="Access-control groups it belongs to."
     )
 
-    @field_validator("key")
+    @field_validator("key", "certificate", "host_key")
     @classmethod
-    def _key(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("key is empty")
-        return value
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _one_identity(self) -> ManagerEntry:
+        given = [n for n in ("key", "certificate", "host_key") if getattr(self, n)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of key, certificate, host_key")
+        return self
 
     @field_validator("groups")
     @classmethod
@@ -647,8 +665,8 @@ class AgentConfig(_Model):
     )
     managers: list[ManagerEntry] = Field(
         default_factory=list,
-        description="User name and groups of each manager identity (a key listed only in "
-        "manager_keys is known by its SSH user name, in no group).",
+        description="User name and groups of each manager identity (one accepted otherwise is "
+        "known by its SSH user name, certificate CN or turn.username, in no group).",
     )
     nacm_modules: dict[str, str] = Field(
         default_factory=dict,

@@ -115,6 +115,13 @@ BASE_RPCS: Final = (
 )
 """The operations of the device's NETCONF service but close-session (always allowed)."""
 
+_USER_OF: Final = {
+    "reverse-ssh": "<its SSH user name>",
+    "reverse-tls": "<its certificate's CN>",
+    "turn": "<turn.username>",
+}
+"""What an unnamed manager's user name will be, by transport (for messages)."""
+
 _NAME: Final = r"[A-Za-z_][A-Za-z0-9_.\-]*"
 _STEP: Final = re.compile(rf"(?:({_NAME}):)?({_NAME}|\*)")
 _PREDICATE: Final = re.compile(
@@ -709,7 +716,7 @@ class Nacm:
 
     def _principals(self) -> list[Principal]:
         return [
-            Principal(identity=m.fingerprint, user=m.user, groups=m.groups)
+            Principal(identity=m.fingerprint, user=m.user, groups=m.groups, transport=m.transport)
             for m in self.directory.managers
         ]
 
@@ -745,7 +752,8 @@ class Nacm:
         idle = self.idle_managers()
         if idle:
             who = ", ".join(
-                f"{p.identity} (user {p.user or '<its SSH user name>'!r})" for p in idle
+                f"{p.identity} over {p.transport} (user {p.user or _USER_OF[p.transport]!r})"
+                for p in idle
             )
             raise ConfigError(
                 f"NACM: manager {who}, called at {', '.join(endpoints)}, would be allowed no "

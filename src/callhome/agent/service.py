@@ -61,7 +61,7 @@ class CallHomeConnection(Protocol):
 def load_manager_keys(config: AgentConfig) -> list[asyncssh.SSHKey]:
     """The manager keys this device accepts, from the config and its authorized-keys file."""
     lines = list(config.manager_keys)
-    lines += [m.key for m in config.managers if not m.key.startswith("SHA256:")]
+    lines += [m.key for m in config.managers if m.key and not m.key.startswith("SHA256:")]
     if config.manager_keys_file is not None:
         path = config.path(config.manager_keys_file)
         try:
@@ -93,7 +93,12 @@ class Agent:
         uses = {e.orientation for e in config.endpoints}
         manager_keys = load_manager_keys(config) if "reverse-ssh" in uses else []
         self.managers = ManagerDirectory(
-            config.managers, [identity_of(k).fingerprint for k in manager_keys]
+            config.managers,
+            [identity_of(k).fingerprint for k in manager_keys],
+            certificates=config.tls.manager_fingerprints if "reverse-tls" in uses else (),
+            host_keys=config.turn.manager_host_keys if "turn" in uses else (),
+            turn_user=config.turn.username,
+            base_dir=config.state_dir,
         )
         self.access = Nacm(
             modules=config.nacm_modules,

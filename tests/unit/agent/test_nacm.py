@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -433,3 +434,142 @@ def test_denied_notifications_are_not_sent() -> None:
     mine = {"alarm", "heartbeat"}
     assert [n for n in got[sessions[ADMIN_FP]] if n in mine] == ["alarm", "heartbeat"]
     assert [n for n in got[sessions[RO_FP]] if n in mine] == ["heartbeat"]
+
+
+# -- identities of every orientation --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def identities(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A manager's SSH user key, its turn host key and its client certificate (a file)."""
+    import asyncssh
+
+    from callhome.net.keys import identity_of
+    from callhome.net.pki import init_ca, issue
+
+    out = tmp_path_factory.mktemp("ids")
+    user_key = asyncssh.generate_private_key("ssh-ed25519")
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    cert = issue(init_ca(out / "ca", "CA"), "manager", "ops-console", out=out / "issued")
+    other = issue(init_ca(out / "ca2", "CA2"), "manager", "someone", out=out / "issued2")
+    return {
+        "user_key": user_key.export_public_key().decode(),
+        "user_fp": identity_of(user_key).fingerprint,
+        "host_key": host_key.export_public_key().decode(),
+        "host_fp": identity_of(host_key).fingerprint,
+        "cert_dir": str(cert.cert_file.parent),
+        "cert_file": cert.cert_file.name,
+        "cert_fp": cert.fingerprint,
+        "other_fp": other.fingerprint,
+    }
+
+
+def by_orientation(ids: dict[str, str]) -> ManagerDirectory:
+    openssl_form = "sha256 Fingerprint=" + ids["cert_fp"].removeprefix("SHA256:").lower()
+    return ManagerDirectory(
+        [
+            ManagerEntry(key=ids["user_key"], user="alice", groups=["admin"]),
+            ManagerEntry(certificate=openssl_form, user="noc", groups=["viewer"]),
+            ManagerEntry(host_key=ids["host_fp"], groups=["admin"]),
+        ],
+        certificates=[ids["other_fp"]],
+        turn_user="device-7",
+        base_dir=Path(ids["cert_dir"]),
+    )
+
+
+def test_directory_resolves_each_identity_by_its_transport(identities: dict[str, str]) -> None:
+    ids, directory = identities, by_orientation(identities)
+    ssh = directory.resolve(Principal(ids["user_fp"], "callhome", transport="reverse-ssh"))
+    assert (ssh.user, ssh.groups) == ("alice", ("admin",))
+    tls = directory.resolve(Principal(ids["cert_fp"], "ops-console", transport="reverse-tls"))
+    assert (tls.user, tls.groups, tls.transport) == ("noc", ("viewer",), "reverse-tls")
+    turn = directory.resolve(Principal(ids["host_fp"], "device-7", transport="turn"))
+    assert (turn.user, turn.groups) == ("device-7", ("admin",))
+    # an identity counts only for its own transport: a host key is no user key
+    stranger = Principal(ids["host_fp"], "callhome", transport="reverse-ssh")
+    assert directory.resolve(stranger) == stranger
+    # a pinned certificate with no entry: its CN, no group
+    pinned = Principal(ids["other_fp"], "someone", transport="reverse-tls")
+    assert directory.resolve(pinned) == pinned
+    known = {(m.transport, m.fingerprint): m for m in directory.managers}
+    assert known["reverse-tls", ids["other_fp"]].groups == ()
+    assert known["turn", ids["host_fp"]].user == "device-7"
+    assert directory.groups_of(ids["user_fp"]) == ("admin",)
+    assert directory.groups_of(ids["host_fp"]) == ()
+
+
+def test_certificate_entry_from_a_file_defaults_to_its_cn(identities: dict[str, str]) -> None:
+    directory = ManagerDirectory(
+        [ManagerEntry(certificate=identities["cert_file"], groups=["viewer"])],
+        base_dir=Path(identities["cert_dir"]),
+    )
+    (known,) = directory.managers
+    assert (known.fingerprint, known.user) == (identities["cert_fp"], "ops-console")
+    with pytest.raises(ConfigError, match="no fingerprint"):
+        ManagerDirectory([ManagerEntry(certificate="missing.pem")], base_dir=Path("/nonexistent"))
+
+
+def test_manager_entry_names_exactly_one_identity() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="exactly one"):
+        ManagerEntry(key="SHA256:x", host_key="SHA256:y")
+    with pytest.raises(ValidationError, match="exactly one"):
+        ManagerEntry(user="nobody")
+
+
+def test_read_only_tls_manager_and_admin_turn_manager(identities: dict[str, str]) -> None:
+    ids = identities
+    store = Datastore()
+    store.copy_config("running", xml(f'<config xmlns="{BASE}">{RULES}{DATA}</config>'))
+    nacm = Nacm(modules={IF: "if", SYS: "sys"}, directory=by_orientation(ids))
+    service = NetconfService(store, access=nacm)
+    tls = service.open_session(
+        lambda: None, Principal(ids["cert_fp"], "ops-console", transport="reverse-tls")
+    )
+    turn = service.open_session(
+        lambda: None, Principal(ids["host_fp"], "device-7", transport="turn")
+    )
+    seen_by_tls = etree.tostring(get_config(service, tls)).decode()
+    seen_by_turn = etree.tostring(get_config(service, turn)).decode()
+    assert "eth0" in seen_by_tls and "secret" not in seen_by_tls and "nacm" not in seen_by_tls
+    assert "secret" in seen_by_turn and "rule-list" in seen_by_turn
+    with pytest.raises(RpcError) as caught:
+        edit(service, tls, f'<system xmlns="{SYS}"><hostname>x</hostname></system>')
+    assert caught.value.first.tag is ErrorTag.ACCESS_DENIED
+    edit(service, turn, f'<system xmlns="{SYS}"><hostname>x</hostname></system>')
+    assert "<hostname>x</hostname>" in etree.tostring(get_config(service, turn)).decode()
+
+
+def test_startup_and_lockout_checks_count_tls_and_turn_managers(
+    identities: dict[str, str],
+) -> None:
+    ids = identities
+    nacm = Nacm(modules={IF: "if", SYS: "sys"}, directory=by_orientation(ids))
+    admins_only = data(
+        f'<nacm xmlns="{NACM_NS}"><exec-default>deny</exec-default>'
+        "<rule-list><name>a</name><group>admin</group><rule><name>all</name>"
+        "<action>permit</action></rule></rule-list></nacm>"
+    )
+    nacm.load(admins_only)
+    with pytest.raises(ConfigError, match="over reverse-tls") as caught:
+        nacm.check_startup(["manager-b"])
+    assert ids["cert_fp"] in str(caught.value) and "<its certificate's CN>" in str(caught.value)
+    # only the turn manager may change the rules: no lock-out
+    turn_only = Nacm(
+        modules={IF: "if", SYS: "sys"},
+        directory=ManagerDirectory(
+            [
+                ManagerEntry(host_key=ids["host_key"], user="root", groups=["admin"]),
+                ManagerEntry(certificate=ids["cert_fp"], groups=["viewer"]),
+            ]
+        ),
+    )
+    assert turn_only.lockout(turn_only.parse(admins_only)) is None
+    viewers_only = data(
+        f'<nacm xmlns="{NACM_NS}"><rule-list><name>v</name><group>viewer</group>'
+        "<rule><name>all</name><action>permit</action><access-operations>read</access-operations>"
+        "</rule></rule-list><rule-list><name>a</name><group>admin</group></rule-list></nacm>"
+    )
+    assert turn_only.lockout(turn_only.parse(viewers_only)) is not None
