@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -94,7 +94,12 @@ class FleetProcess:
 
     @classmethod
     async def start(
-        cls, mode: str, devices: int, manager_key: str, concurrency: int
+        cls,
+        mode: str,
+        devices: int,
+        manager_key: str,
+        concurrency: int,
+        extra: Sequence[str] = (),
     ) -> FleetProcess:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -108,6 +113,7 @@ class FleetProcess:
             str(concurrency),
             "--manager-key",
             manager_key,
+            *extra,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=1 << 24,
@@ -178,6 +184,59 @@ async def dial_and_wait(
         return await asyncio.wait_for(dialed, 30.0)
     except (TimeoutError, RuntimeError) as exc:
         return {"event": "dialed", "ok": -1, "failed": -1, "errors": [repr(exc)], "cpu_s": 0.0}
+
+
+async def measure_connect(
+    fleet: FleetProcess,
+    ready: asyncio.Event,
+    expect: Callable[[int], None],
+    online: Callable[[], int],
+    *,
+    port: int,
+    args: argparse.Namespace,
+    profile_name: str,
+) -> dict[str, Any]:
+    """The connect phase of one run, the same for every kind of manager side.
+
+    ``expect(k)`` clears ``ready`` and arms it to be set once ``k`` more devices are online;
+    ``online()`` says how many are. Dials ``args.warmup`` devices unmeasured, then
+    ``args.devices`` measured ones; reads RSS before they dial and ``args.settle`` seconds
+    after they are online (each after ``gc.collect()``)."""
+    n, warmup, timeout = args.devices, args.warmup, args.connect_timeout
+    host = "127.0.0.1"
+    if warmup:
+        expect(warmup)
+        await dial_and_wait(
+            fleet, ready, host=host, port=port, first=0, count=warmup, timeout=timeout
+        )
+    await asyncio.sleep(0.2)
+    rss0, blocks0 = settled_rss_kb(), allocated_blocks()
+    fleet_cpu0 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
+    expect(n)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    with profiled(args.profile_dir, profile_name):
+        dialed = await dial_and_wait(
+            fleet, ready, host=host, port=port, first=warmup, count=n, timeout=timeout
+        )
+    count = online()
+    cpu1, t1 = time.process_time(), time.perf_counter()
+    timed_out = not ready.is_set()
+    fleet_cpu1 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
+    await asyncio.sleep(args.settle)
+    rss1, blocks1 = settled_rss_kb(), allocated_blocks()
+    return {
+        "timed_out": timed_out,
+        "online": count,
+        "dial_failed": dialed.get("failed"),
+        "dial_errors": dialed.get("errors", [])[:3],
+        "connect_wall_s": t1 - t0,
+        "connect_cpu_s": cpu1 - cpu0,
+        "fleet_connect_cpu_s": fleet_cpu1 - fleet_cpu0,
+        "fleet_dial_wall_s": dialed.get("wall_s", float("nan")),
+        "rss_before_kb": rss0,
+        "rss_after_kb": rss1,
+        "blocks": blocks1 - blocks0,
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -317,51 +376,18 @@ async def product_role(args: argparse.Namespace) -> dict[str, Any]:
                 store = open_store(config.database_url)
             manager = CountingManager(config, store)
             [port] = await manager.start()
-            timeout = args.connect_timeout
-            if warmup:
-                manager.expect(warmup)
-                await dial_and_wait(
-                    fleet,
-                    manager.all_ready,
-                    host="127.0.0.1",
-                    port=port,
-                    first=0,
-                    count=warmup,
-                    timeout=timeout,
-                )
-            await asyncio.sleep(0.2)
-            rss0, blocks0 = settled_rss_kb(), allocated_blocks()
-            fleet_cpu0 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
-
-            manager.expect(n)
-            cpu0, t0 = time.process_time(), time.perf_counter()
-            with profiled(args.profile_dir, "product-connect.pstats"):
-                dialed = await dial_and_wait(
-                    fleet,
-                    manager.all_ready,
-                    host="127.0.0.1",
-                    port=port,
-                    first=warmup,
-                    count=n,
-                    timeout=timeout,
-                )
-            online = manager.ready_count
-            cpu1, t1 = time.process_time(), time.perf_counter()
-            result["timed_out"] = not manager.all_ready.is_set()
-            fleet_cpu1 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
+            ready_manager = manager
             result.update(
-                online=online,
-                dial_failed=dialed.get("failed"),
-                dial_errors=dialed.get("errors", [])[:3],
-                connect_wall_s=t1 - t0,
-                connect_cpu_s=cpu1 - cpu0,
-                fleet_connect_cpu_s=fleet_cpu1 - fleet_cpu0,
-                fleet_dial_wall_s=dialed.get("wall_s", float("nan")),
+                await measure_connect(
+                    fleet,
+                    manager.all_ready,
+                    manager.expect,
+                    lambda: ready_manager.ready_count,
+                    port=port,
+                    args=args,
+                    profile_name="product-connect.pstats",
+                )
             )
-
-            await asyncio.sleep(args.settle)
-            rss1, blocks1 = settled_rss_kb(), allocated_blocks()
-            result.update(rss_before_kb=rss0, rss_after_kb=rss1, blocks=blocks1 - blocks0)
 
             measured = set(fingerprints[warmup:])
             sessions = [s for fp, s in manager.sessions.items() if fp in measured]
@@ -450,38 +476,16 @@ async def baseline_role(args: argparse.Namespace) -> dict[str, Any]:
             "127.0.0.1", 0, options=options, acceptor=acceptor, reuse_address=True
         )
         port = acceptor_server.get_port()
-        timeout = args.connect_timeout
-        if warmup:
-            expect(warmup)
-            await dial_and_wait(
-                fleet, ready, host="127.0.0.1", port=port, first=0, count=warmup, timeout=timeout
-            )
-        await asyncio.sleep(0.2)
-        rss0, blocks0 = settled_rss_kb(), allocated_blocks()
-        fleet_cpu0 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
-        expect(n)
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        with profiled(args.profile_dir, "baseline-connect.pstats"):
-            dialed = await dial_and_wait(
-                fleet, ready, host="127.0.0.1", port=port, first=warmup, count=n, timeout=timeout
-            )
-        online = counter["ready"]
-        cpu1, t1 = time.process_time(), time.perf_counter()
-        result["timed_out"] = not ready.is_set()
-        fleet_cpu1 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
-        await asyncio.sleep(args.settle)
-        rss1, blocks1 = settled_rss_kb(), allocated_blocks()
         result.update(
-            blocks=blocks1 - blocks0,
-            online=online,
-            dial_failed=dialed.get("failed"),
-            dial_errors=dialed.get("errors", [])[:3],
-            connect_wall_s=t1 - t0,
-            connect_cpu_s=cpu1 - cpu0,
-            fleet_connect_cpu_s=fleet_cpu1 - fleet_cpu0,
-            fleet_dial_wall_s=dialed.get("wall_s", float("nan")),
-            rss_before_kb=rss0,
-            rss_after_kb=rss1,
+            await measure_connect(
+                fleet,
+                ready,
+                expect,
+                lambda: counter["ready"],
+                port=port,
+                args=args,
+                profile_name="baseline-connect.pstats",
+            )
         )
     finally:
         await fleet.stop()

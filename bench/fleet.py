@@ -5,15 +5,23 @@ own (Ed25519, generated once in memory when the fleet starts) and ``dial_reverse
 devices share one ``NetconfService`` over one in-memory ``Datastore`` holding a small sample
 configuration (see ``SAMPLE_CONFIG``), so that memory stays that of the connections.
 
-The fleet has two kinds of device:
+The fleet has four kinds of device (``--mode``):
 
 ``product``
-    ``DeviceSshSettings`` + ``dial_reverse_ssh`` (SSH server, public-key auth of the manager,
-    the ``netconf`` subsystem served by ``NetconfService``).
+    reverse-ssh: ``DeviceSshSettings`` + ``dial_reverse_ssh`` (SSH server, public-key auth of
+    the manager, the ``netconf`` subsystem served by ``NetconfService``).
 ``baseline``
     a bare ``asyncssh.connect_reverse``: the same host key type, the same key exchange and
     cipher lists (``callhome.config.SshAlgorithms`` defaults), public-key auth of the manager
     through ``authorized_client_keys``; no channel is served.
+``tls``
+    reverse-tls: ``DeviceTlsSettings.from_files`` + ``dial_reverse_tls``. Device ``i`` serves
+    the certificate ``TLS_DIR/devices/device-IIIII.crt`` (and ``.key``) and trusts the
+    manager's CA ``TLS_DIR/ca/ca.crt`` (``--tls-dir``); its identity is the certificate's
+    fingerprint.
+``turn``
+    turn: ``DeviceTurnSettings`` + ``dial_turn``; the Ed25519 key is the device's user key,
+    ``--manager-key`` the manager's turn host key.
 
 Two ways to run it:
 
@@ -64,10 +72,27 @@ from callhome.config import (
     SshAlgorithms,
     parse_hostport,
 )
+from callhome.errors import AuthError
 from callhome.net.keys import identity_of, write_private
+from callhome.net.pki import file_fingerprint, key_type_of, load_certificates
 from callhome.net.reverse_ssh import DeviceSshSettings, dial_reverse_ssh, manager_keys_from
+from callhome.net.reverse_tls import DeviceTlsSettings, dial_reverse_tls
+from callhome.net.turn import DeviceTurnSettings, dial_turn
 
 KEY_TYPE = "ssh-ed25519"
+MODES = ("product", "baseline", "tls", "turn")
+
+
+def device_name(index: int) -> str:
+    """The name of device ``index``: its certificate's file name and DNS name in tls mode."""
+    return f"device-{index:05d}"
+
+
+def tls_files(tls_dir: Path, index: int) -> tuple[Path, Path]:
+    """Device ``index``'s certificate (leaf, then CA) and key under ``tls_dir``."""
+    folder = tls_dir / "devices"
+    return folder / f"{device_name(index)}.crt", folder / f"{device_name(index)}.key"
+
 
 SAMPLE_CONFIG = (
     f'<config xmlns="{NETCONF_BASE_NS}">'
@@ -124,22 +149,60 @@ class Fleet:
         mode: str,
         manager_keys: list[asyncssh.SSHKey],
         host_keys: list[asyncssh.SSHKey] | None = None,
+        tls_dir: Path | None = None,
     ) -> None:
-        if mode not in ("product", "baseline"):
+        if mode not in MODES:
             raise ValueError(f"unknown fleet mode {mode!r}")
         self.mode = mode
+        self.key_type = KEY_TYPE
+        self.connections: dict[int, Any] = {}
+        algorithms = SshAlgorithms()
+        defaults = AgentConfig(endpoints=[Endpoint(address="127.0.0.1")])
+        if mode != "baseline":
+            datastore = Datastore(None)
+            datastore.edit_config("running", etree.fromstring(SAMPLE_CONFIG))
+            self.service = NetconfService(datastore)
+        if mode == "tls":
+            if tls_dir is None:
+                raise ValueError("tls mode needs the folder of the devices' certificates")
+            self.host_keys: list[asyncssh.SSHKey] = []
+            files = [tls_files(tls_dir, i) for i in range(count)]
+            self.fingerprints = [file_fingerprint(cert) for cert, _ in files]
+            self.key_type = key_type_of(load_certificates(files[0][0])[0]) if files else "x509"
+            self._tls = [
+                DeviceTlsSettings.from_files(
+                    cert,
+                    key,
+                    manager_ca=[tls_dir / "ca" / "ca.crt"],
+                    handler=self.service,
+                    auth_timeout=defaults.auth_timeout,
+                    keepalive=defaults.keepalive,
+                    max_message_size=defaults.max_message_size,
+                )
+                for cert, key in files
+            ]
+            self._dial: Callable[[str, int, int], Awaitable[Any]] = self._dial_tls
+            return
         self.host_keys = (host_keys or [])[:count]
         self.host_keys += [
             asyncssh.generate_private_key(KEY_TYPE) for _ in range(count - len(self.host_keys))
         ]
         self.fingerprints = [identity_of(key).fingerprint for key in self.host_keys]
-        self.connections: dict[int, asyncssh.SSHServerConnection] = {}
-        algorithms = SshAlgorithms()
-        defaults = AgentConfig(endpoints=[Endpoint(address="127.0.0.1")])
-        if mode == "product":
-            datastore = Datastore(None)
-            datastore.edit_config("running", etree.fromstring(SAMPLE_CONFIG))
-            self.service = NetconfService(datastore)
+        if mode == "turn":
+            self._turn = [
+                DeviceTurnSettings(
+                    user_key=key,
+                    manager_host_keys=manager_keys,
+                    handler=self.service,
+                    auth_timeout=defaults.auth_timeout,
+                    keepalive=defaults.keepalive,
+                    algorithms=algorithms,
+                    max_message_size=defaults.max_message_size,
+                )
+                for key in self.host_keys
+            ]
+            self._dial = self._dial_turn
+        elif mode == "product":
             self._settings = [
                 DeviceSshSettings(
                     host_key=key,
@@ -152,9 +215,7 @@ class Fleet:
                 )
                 for key in self.host_keys
             ]
-            self._dial: Callable[[str, int, int], Awaitable[asyncssh.SSHServerConnection]] = (
-                self._dial_product
-            )
+            self._dial = self._dial_product
         else:
             authorized = asyncssh.import_authorized_keys(
                 "".join(key.export_public_key().decode() for key in manager_keys)
@@ -179,6 +240,20 @@ class Fleet:
         self, host: str, port: int, index: int
     ) -> asyncssh.SSHServerConnection:
         return await asyncssh.connect_reverse(host, port, options=self._options[index])
+
+    async def _dial_tls(self, host: str, port: int, index: int) -> Any:
+        return await dial_reverse_tls(host, port, self._tls[index])
+
+    async def _dial_turn(self, host: str, port: int, index: int) -> asyncssh.SSHClientConnection:
+        return await dial_turn(host, port, self._turn[index])
+
+    def open_connections(self) -> int:
+        """Connections not closed yet (a reverse-tls connection is open until it says so)."""
+        return sum(
+            1
+            for c in self.connections.values()
+            if not (c.is_closed() if hasattr(c, "is_closed") else c._protocol.closed.done())
+        )
 
     async def dial(
         self,
@@ -212,7 +287,7 @@ class Fleet:
                         conn = await asyncio.wait_for(
                             self._dial(host, port, index), attempt_timeout
                         )
-                    except (OSError, asyncssh.Error, TimeoutError) as exc:
+                    except (OSError, asyncssh.Error, TimeoutError, AuthError) as exc:
                         last = f"{type(exc).__name__}: {exc}"
                         continue
                 self.connections[index] = conn
@@ -255,12 +330,13 @@ async def _stdin_lines() -> asyncio.StreamReader:
 async def run_controlled(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     manager_keys = manager_keys_from([args.manager_key])
-    fleet = Fleet(args.devices, args.mode, manager_keys)
+    tls_dir = Path(args.tls_dir) if args.tls_dir else None
+    fleet = Fleet(args.devices, args.mode, manager_keys, tls_dir=tls_dir)
     _emit(
         {
             "event": "ready",
             "fingerprints": fleet.fingerprints,
-            "key_type": KEY_TYPE,
+            "key_type": fleet.key_type,
             "setup_s": time.perf_counter() - started,
             "rss_kb": vm_rss_kb(),
         }
@@ -298,7 +374,12 @@ async def run_controlled(args: argparse.Namespace) -> None:
                         "event": "stats",
                         "cpu_s": time.process_time(),
                         "rss_kb": vm_rss_kb(),
-                        "open": sum(1 for c in fleet.connections.values() if not c.is_closed()),
+                        "open": fleet.open_connections(),
+                        "tls_versions": sorted(
+                            {str(c.tls_version) for c in fleet.connections.values()}
+                            if fleet.mode == "tls"
+                            else set()
+                        ),
                     }
                 )
             elif cmd == "stop":
@@ -319,7 +400,8 @@ async def run_standalone(args: argparse.Namespace) -> None:
     host, port = parse_hostport(args.connect, DEFAULT_SSH_PORT)
     manager_keys = manager_keys_from(Path(args.manager_key_file).read_text().splitlines())
     host_keys = load_or_make_keys(Path(args.keys_file), args.devices) if args.keys_file else None
-    fleet = Fleet(args.devices, args.mode, manager_keys, host_keys)
+    tls_dir = Path(args.tls_dir) if args.tls_dir else None
+    fleet = Fleet(args.devices, args.mode, manager_keys, host_keys, tls_dir=tls_dir)
     if args.fingerprints_out:
         Path(args.fingerprints_out).write_text("\n".join(fleet.fingerprints) + "\n")
         print(f"{len(fleet.fingerprints)} fingerprints written to {args.fingerprints_out}")
@@ -347,7 +429,7 @@ async def run_standalone(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), args.hold)
-    still = sum(1 for c in fleet.connections.values() if not c.is_closed())
+    still = fleet.open_connections()
     print(f"{still} connections still open after holding; closing")
     await fleet.close()
 
@@ -355,7 +437,7 @@ async def run_standalone(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=100, help="devices in the fleet")
-    parser.add_argument("--mode", choices=("product", "baseline"), default="product")
+    parser.add_argument("--mode", choices=MODES, default="product")
     parser.add_argument("--concurrency", type=int, default=64, help="handshakes in flight")
     parser.add_argument("--control", action="store_true", help="JSON lines on stdin/stdout")
     parser.add_argument("--manager-key", help="manager public key, one line (--control)")
@@ -364,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fingerprints-out", help="standalone: write fingerprints here")
     parser.add_argument(
         "--keys-file", help="standalone: keep the devices' host keys here (same fingerprints)"
+    )
+    parser.add_argument(
+        "--tls-dir", help="tls mode: folder with ca/ca.crt and devices/device-NNNNN.crt/.key"
     )
     parser.add_argument("--hold", type=float, default=30.0, help="standalone: seconds to hold")
     args = parser.parse_args(argv)
