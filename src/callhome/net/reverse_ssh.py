@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -593,6 +593,3 @@ def manager_keys_from(lines: Iterable[str]) -> list[asyncssh.SSHKey]:
         if line and not line.startswith("#"):
             keys.append(asyncssh.import_public_key(line))
     return keys
-
-
-Callback = Callable[[], None]
