@@ -216,6 +216,11 @@ class Datastore:
         return self._stores["running"].path
 
     @property
+    def list_keys(self) -> Mapping[str, tuple[str, ...]]:
+        """The declared lists' key leaves (see ``callhome.agent.edit``)."""
+        return self._list_keys
+
+    @property
     def candidate_modified(self) -> bool:
         """Whether the candidate holds uncommitted changes."""
         with self._mutex:

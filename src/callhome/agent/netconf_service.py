@@ -38,6 +38,7 @@ the device's own code, never restricted); notification code asks
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -45,11 +46,12 @@ from lxml import etree
 
 from callhome.agent.datastore import NETCONF_BASE_NS, Datastore
 from callhome.agent.defaults import WITH_DEFAULTS_CAPABILITY, WITH_DEFAULTS_NS, check_mode
+from callhome.agent.edit import Edit, EditFailed
 from callhome.agent.events import ChangeEvent, ChangeListener, CommitListener
 from callhome.agent.nacm import NACM_NS, Nacm
 from callhome.agent.notifications import CREATE_SUBSCRIPTION, NotificationCenter, Sink
 from callhome.agent.validate import inline_config
-from callhome.errors import ErrorTag, ErrorType, LocalProtocolError, RpcError
+from callhome.errors import ErrorTag, ErrorType, LocalProtocolError, RpcError, RpcErrorInfo
 from callhome.net.netconf import Principal
 
 __all__ = ["BASE_CAPABILITIES", "CAPABILITIES", "NetconfService"]
@@ -82,6 +84,10 @@ _MAX_TIMEOUT: Final = 4294967295
 
 _Params = dict[str, etree._Element]
 _Handler = Callable[[int, _Params], etree._Element | None]
+Validator = Callable[[etree._Element, etree._Element], list[RpcErrorInfo]]
+"""Given a datastore's tree before and after a change, the problems that refuse it."""
+SessionEndListener = Callable[[int, str], None]
+"""Hears of a session's end: its id and RFC 6470's termination-reason (closed, dropped ...)."""
 
 
 def _error(
@@ -144,6 +150,10 @@ class NetconfService:
                 self.capabilities.append(capability)
         self._sessions: dict[int, Callable[[], None]] = {}
         self._next_session_id = 1
+        self._validators: list[Validator] = []
+        self._session_end_listeners: list[SessionEndListener] = []
+        self.last_rpc = time.monotonic()
+        """``time.monotonic()`` when the last operation arrived, on any session."""
         edit = {"target", "default-operation", "test-option", "error-option", "config", "url"}
         commit = {"confirmed", "confirm-timeout", "persist", "persist-id"}
         # operation name -> (handler, parameters it accepts)
@@ -218,6 +228,12 @@ class NetconfService:
         self.datastore.release_session(session_id)
         if known and self.notifications is not None:
             self.notifications.detach(session_id, reason)
+        if known:
+            for listener in list(self._session_end_listeners):
+                try:
+                    listener(session_id, reason)
+                except Exception:
+                    log.exception("session-end listener %r failed", listener)
 
     def attach_session(
         self, session_id: int, sink: Sink, *, username: str = "", source_host: str = ""
@@ -253,6 +269,23 @@ class NetconfService:
     def remove_commit_listener(self, listener: CommitListener) -> None:
         self.datastore.remove_commit_listener(listener)
 
+    def add_session_end_listener(self, listener: SessionEndListener) -> None:
+        """Call ``listener(session_id, reason)`` once when a session ends."""
+        self._session_end_listeners.append(listener)
+
+    def add_validator(self, validator: Validator) -> None:
+        """Refuse an edit-config, copy-config or commit into running or candidate whose result
+        ``validator`` finds problems in; checked before the datastore is changed."""
+        self._validators.append(validator)
+
+    def _precheck(self, target: str, new: etree._Element | None) -> None:
+        if not self._validators or new is None or target not in ("running", "candidate"):
+            return
+        old = self.datastore.read(target)
+        problems = [p for validator in self._validators for p in validator(old, new)]
+        if problems:
+            raise RpcError(problems)
+
     # -- dispatch ------------------------------------------------------------------------------
 
     def handle(self, session_id: int, operation: etree._Element) -> etree._Element | None:
@@ -262,6 +295,7 @@ class NetconfService:
         """
         if session_id not in self._sessions:
             raise LocalProtocolError(f"session {session_id} is not open")
+        self.last_rpc = time.monotonic()
         tag = operation.tag if isinstance(operation.tag, str) else ""
         if self.access is not None and tag == CREATE_SUBSCRIPTION:
             self.access.authorize_rpc(self._principals.get(session_id), session_id, operation)
@@ -429,6 +463,8 @@ class NetconfService:
                 self.datastore.read(target), config, default_operation, error_option
             )
             self._authorize_write(session_id, "edit-config", target, new)
+        if self._validators and target in ("running", "candidate"):
+            self._precheck(target, self._simulate(target, config, default_operation))
         self.datastore.edit_config(
             target,
             config,
@@ -437,6 +473,17 @@ class NetconfService:
             test_option=self._option(params, "test-option", "test-then-set"),
             session_id=session_id,
         )
+
+    def _simulate(
+        self, target: str, config: etree._Element, default_operation: str
+    ) -> etree._Element | None:
+        """The tree an edit-config would leave (None: it fails; the datastore will say why)."""
+        edit = Edit(self.datastore.read(target), self.datastore.list_keys)
+        try:
+            edit.run(config, default_operation)
+        except (EditFailed, RpcError):
+            return None
+        return edit.root
 
     def _copy_config(self, session_id: int, params: _Params) -> None:
         target = self._datastore_name(params, "target")
@@ -450,6 +497,11 @@ class NetconfService:
             else:
                 new = inline_config(source)
             self._authorize_write(session_id, "copy-config", target, new)
+        if self._validators and target in ("running", "candidate"):
+            if isinstance(source, str):
+                self._precheck(target, self.datastore.read(source))
+            else:
+                self._precheck(target, inline_config(source))
         self.datastore.copy_config(target, source, session_id=session_id)
 
     def _delete_config(self, session_id: int, params: _Params) -> None:
@@ -487,6 +539,8 @@ class NetconfService:
             kwargs["persist_id"] = _text(params["persist-id"])
         if self.access is not None and self.datastore.candidate_modified:
             self._authorize_write(session_id, "commit", "running", self.datastore.read("candidate"))
+        if self.datastore.candidate_modified:
+            self._precheck("running", self.datastore.read("candidate"))
         self.datastore.commit(session_id=session_id, confirmed=confirmed, **kwargs)
 
     def _discard_changes(self, session_id: int, params: _Params) -> None:

@@ -7,7 +7,8 @@ import contextlib
 import logging
 import random
 import signal
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -19,6 +20,8 @@ from callhome.agent.managers import ManagerDirectory
 from callhome.agent.nacm import Nacm, NacmError
 from callhome.agent.netconf_service import NetconfService
 from callhome.agent.notifications import EventLog, LoggedEvent, NotificationCenter
+from callhome.agent.schedule import ScheduleState
+from callhome.agent.schedule import check as check_schedule
 from callhome.agent.snmp import build_agent
 from callhome.agent.snmp_notify import Notifier, build_notifier
 from callhome.agent.terminal import DeviceAccess
@@ -36,12 +39,17 @@ from callhome.net.reverse_ssh import DeviceSshSettings, dial_reverse_ssh
 from callhome.net.reverse_tls import DeviceTlsSettings, dial_reverse_tls
 from callhome.net.turn import DeviceTurnSettings, dial_turn
 from callhome.proto.reconnect import ReconnectPlan
+from callhome.proto.schedule import Periodic, next_dial
 from callhome.proto.snmp import Oid, VarBind
 
 log = logging.getLogger(__name__)
 
 WAKE_SPACING = 1.0
 """Least time, in seconds, between two dials that a notification woke early."""
+
+CLOSE_GRACE = 0.5
+"""Seconds a periodic device leaves the connection up after a close-session, so that the
+reply reaches the manager before the device hangs up."""
 
 DEFAULT_PORTS = {
     "reverse-ssh": DEFAULT_SSH_PORT,
@@ -113,6 +121,16 @@ class Agent:
         except NacmError as exc:
             raise ConfigError(f"NACM rules in the running datastore: {exc}") from None
         self.access.check_startup([e.name or e.address for e in config.endpoints])
+        self.schedule = ScheduleState(self.datastore.read("running"), read=self.datastore.read)
+        """The call-home connection type in running (``callhome.agent.schedule``), live."""
+        self.schedule.on_change = self._schedule_changed
+        self.netconf.add_validator(check_schedule)
+        self.datastore.add_change_listener(self.schedule.changed)
+        self.netconf.add_session_end_listener(self._session_ended)
+        self._replan = asyncio.Event()
+        self._session_done = False
+        """The connection's work is done (close-session, or idle): a periodic device waits."""
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.endpoints = [
             parse_hostport(e.address, DEFAULT_PORTS[e.orientation]) for e in config.endpoints
         ]
@@ -224,6 +242,68 @@ class Agent:
         if self.connection is None:
             self._wake.set()
 
+    def _soon(self, delay: float, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the dialer's loop after ``delay``, from any thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        loop.call_soon_threadsafe(loop.call_later, delay, callback)
+
+    def _schedule_changed(self) -> None:
+        self._soon(0.0, self._replan.set)
+
+    def _session_ended(self, session_id: int, reason: str) -> None:
+        if reason != "closed":
+            return
+        self._session_done = True
+        conn = self.connection
+        if conn is not None and isinstance(self.schedule.kind, Periodic):
+            log.info("session %d closed; hanging up until the next period", session_id)
+            self._soon(CLOSE_GRACE, conn.abort)
+
+    async def _watch_idle(self, conn: CallHomeConnection) -> None:
+        """Drop ``conn`` when a periodic schedule's idle-timeout passes without an rpc."""
+        self.netconf.last_rpc = time.monotonic()
+        while True:
+            self._replan.clear()
+            kind = self.schedule.kind
+            remaining: float | None = None
+            if isinstance(kind, Periodic) and kind.idle_timeout > 0:
+                remaining = self.netconf.last_rpc + kind.idle_timeout - time.monotonic()
+                if remaining <= 0:
+                    log.info("no rpc for %gs; hanging up until the next period", kind.idle_timeout)
+                    self._session_done = True
+                    conn.abort()
+                    return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._replan.wait(), remaining)
+
+    async def _await_period(self) -> None:
+        """After a graceful end, wait for the next periodic boundary (re-planned when the
+        schedule changes; cut short by :meth:`wake`)."""
+        while True:
+            self._replan.clear()
+            now = time.time()
+            kind = self.schedule.kind
+            when = next_dial(kind, now=now, graceful=True, applied_at=self.schedule.applied_at)
+            if when <= now:
+                return
+            log.info("next call home in %.1fs", when - now)
+            replan = asyncio.ensure_future(self._replan.wait())
+            wake = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait(
+                    {replan, wake}, timeout=when - now, return_when="FIRST_COMPLETED"
+                )
+            finally:
+                replan.cancel()
+                wake.cancel()
+            if self._wake.is_set():
+                self._wake.clear()
+                return
+            if not self._replan.is_set():
+                return
+
     async def _pause(self, delay: float) -> None:
         """The back-off before the next dial, cut short by :meth:`wake`."""
         if not self._wake.is_set():
@@ -247,6 +327,7 @@ class Agent:
                     await sender
 
     async def _dial_forever(self) -> None:
+        self._loop = asyncio.get_running_loop()
         while True:
             attempt = self.plan.next_attempt()
             if attempt.delay:
@@ -267,15 +348,22 @@ class Agent:
             self.connections_made += 1
             self.connected.set()
             self._wake.clear()
+            self._session_done = False
             log.info("called home to %s:%d", host, port)
+            idle = asyncio.create_task(self._watch_idle(conn))
             try:
                 await conn.wait_closed()
             finally:
+                idle.cancel()
                 self.connected.clear()
                 self.connection = None
                 conn.abort()
-            log.info("connection to %s:%d ended; redialing", host, port)
             self.plan.disconnected()
+            if self._session_done:
+                log.info("connection to %s:%d ended by schedule", host, port)
+                await self._await_period()
+            else:
+                log.info("connection to %s:%d ended; redialing", host, port)
 
 
 async def run_agent(path: Path) -> None:

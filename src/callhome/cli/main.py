@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 from lxml import etree
 
@@ -216,6 +217,39 @@ def cmd_netconf(api: Api, args: argparse.Namespace) -> int:
         body["edits"] = [_read_arg(c) for c in args.edit]
         path = f"/v1/devices/{args.name}/netconf-group"
     return show_job_outcome(api.call("POST", path, json=body))
+
+
+SCHEDULE_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-server"
+
+
+def schedule_config(
+    periodic: float | None, anchor: str | None = None, idle_timeout: float | None = None
+) -> str:
+    """The content of ``<config>`` that sets a device's call-home connection type: persistent
+    when ``periodic`` is None, else periodic every ``periodic`` seconds."""
+    if periodic is None:
+        kind = "<persistent/>"
+    else:
+        leaves = f"<period>{periodic / 60:.10g}</period>"
+        if anchor is not None:
+            leaves += f"<anchor-time>{xml_escape(anchor)}</anchor-time>"
+        if idle_timeout is not None:
+            leaves += f"<idle-timeout>{round(idle_timeout)}</idle-timeout>"
+        kind = f"<periodic>{leaves}</periodic>"
+    nc = "urn:ietf:params:xml:ns:netconf:base:1.0"
+    return (
+        f'<netconf-server xmlns="{SCHEDULE_NS}"><call-home><netconf-client>'
+        f'<name>default</name><connection-type xmlns:nc="{nc}" nc:operation="replace">'
+        f"{kind}</connection-type></netconf-client></call-home></netconf-server>"
+    )
+
+
+def cmd_schedule(api: Api, args: argparse.Namespace) -> int:
+    config = schedule_config(args.periodic, args.anchor, args.idle_timeout)
+    body: dict[str, Any] = {"operation": "edit-config", "target": "running", "config": config}
+    if args.wait is not None:
+        body["wait"] = args.wait
+    return show_job_outcome(api.call("POST", f"/v1/devices/{args.name}/netconf", json=body))
 
 
 def _print_varbinds(varbinds: list[dict[str, Any]]) -> None:
@@ -554,6 +588,29 @@ def build_parser() -> argparse.ArgumentParser:
     o = ops.add_parser("rpc", help="any operation, given as XML")
     o.add_argument("xml", help="the operation element (child of <rpc>), or @file")
     s.set_defaults(func=cmd_netconf)
+
+    s = sub.add_parser(
+        "schedule",
+        help="set when a device calls home (a job: deferred while the device is away)",
+    )
+    s.add_argument("name")
+    kind = s.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--persistent", action="store_true", help="keep a connection up")
+    kind.add_argument(
+        "--periodic", type=_duration, metavar="PERIOD", help="call home every PERIOD (e.g. 15m)"
+    )
+    s.add_argument("--anchor", help="a date-and-time on the schedule (e.g. 2024-01-01T00:00:00Z)")
+    s.add_argument(
+        "--idle-timeout", type=_duration, help="hang up after this long without an rpc (0: never)"
+    )
+    s.add_argument(
+        "--wait",
+        nargs="?",
+        const=3600.0,
+        type=_duration,
+        help="wait for the result even if the device is away (up to TIMEOUT, default 1h)",
+    )
+    s.set_defaults(func=cmd_schedule)
 
     s = sub.add_parser(
         "snmp",

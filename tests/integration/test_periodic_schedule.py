@@ -1,0 +1,55 @@
+"""A device on a periodic schedule, set from the manager's CLI, over reverse-ssh."""
+
+import math
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from harness import ManagerProc, wait_until
+
+pytestmark = pytest.mark.integration
+
+PERIOD = 3.0
+CLOSE = '<close-session xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"/>'
+FILTER = '<netconf-server xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-server"/>'
+
+
+def approve(manager: ManagerProc, fingerprint: str, name: str) -> None:
+    wait_until(lambda: manager.status(fingerprint) == "pending")
+    result = manager.cli("approve", fingerprint, "--name", name)
+    assert result.returncode == 0, result.stderr
+    wait_until(lambda: manager.status(fingerprint) == "online")
+
+
+def connections(manager: ManagerProc) -> list[float]:
+    return sorted(e["time"] for e in manager.events() if e["kind"] == "connected")
+
+
+def test_periodic_device_returns_at_the_next_boundary(manager, make_agent):
+    agent = make_agent("dev").start()
+    approve(manager, agent.fingerprint, "dev1")
+
+    anchor = math.floor(time.time())
+    anchor_text = datetime.fromtimestamp(anchor, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = manager.cli("schedule", "dev1", "--periodic", f"{PERIOD:g}s", "--anchor", anchor_text)
+    assert result.returncode == 0, result.stderr
+
+    # an invalid schedule is refused and the old one stays
+    refused = manager.cli("schedule", "dev1", "--periodic", "3s", "--anchor", "noon")
+    assert refused.returncode == 1
+    assert "invalid-value" in refused.stderr and "anchor-time" in refused.stderr
+    got = manager.cli("netconf", "dev1", "get-config", "--filter", FILTER)
+    assert got.returncode == 0, got.stderr
+    assert "<period>0.05</period>" in got.stdout and anchor_text in got.stdout
+
+    before = len(connections(manager))
+    closed_at = time.time()
+    close = manager.cli("netconf", "dev1", "rpc", CLOSE)
+    assert close.returncode == 0, close.stderr
+    wait_until(lambda: len(connections(manager)) > before, timeout=15)
+    back = connections(manager)[before]
+    boundary = anchor + math.ceil((closed_at - anchor) / PERIOD) * PERIOD
+    # not before the next boundary after the close (a little slack for clocks and dialing)
+    assert back >= boundary - 0.2
+    assert back < boundary + PERIOD
