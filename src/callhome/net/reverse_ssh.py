@@ -83,22 +83,29 @@ class ManagerSshSettings:
     max_unauthenticated: int = 256
 
 
-class _ChannelToClient(asyncssh.SSHClientSession[bytes]):
-    """Feeds an SSH channel's bytes to a NetconfClient."""
+class FeedingChannel:
+    """Mixin for an SSH channel session whose bytes go to a NetconfClient (``self.feed``)."""
 
-    def __init__(self) -> None:
-        self.feed = ClientFeed()
+    feed: ClientFeed
+    eof_reason = "device closed the netconf channel"
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
         if datatype is None:
             self.feed.data(data)
 
     def eof_received(self) -> bool:
-        self.feed.ended("device closed the netconf channel")
+        self.feed.ended(self.eof_reason)
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.feed.ended(f"channel lost: {exc}" if exc else "channel closed")
+
+
+class _ChannelToClient(FeedingChannel, asyncssh.SSHClientSession[bytes]):
+    """Feeds an SSH channel's bytes to a NetconfClient."""
+
+    def __init__(self) -> None:
+        self.feed = ClientFeed()
 
 
 class _ManagerSshClient(asyncssh.SSHClient):

@@ -35,7 +35,7 @@ from callhome.net.netconf import (
     NetconfServerDriver,
     Principal,
 )
-from callhome.net.reverse_ssh import _address, _algorithm_options
+from callhome.net.reverse_ssh import FeedingChannel, _address, _algorithm_options
 from callhome.net.session import Admission, DeviceSession, Orientation
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,10 @@ class ManagerTurnSettings:
     max_unauthenticated: int = 256
 
 
-class _TurnChannel(asyncssh.SSHServerSession[bytes]):
+class _TurnChannel(FeedingChannel, asyncssh.SSHServerSession[bytes]):
     """The device's session channel on the manager: netconf-turn, then a NetconfClient."""
+
+    eof_reason = "device closed the netconf-turn channel"
 
     def __init__(self, server: _TurnServer) -> None:
         self._server = server
@@ -87,17 +89,6 @@ class _TurnChannel(asyncssh.SSHServerSession[bytes]):
 
     def session_started(self) -> None:
         self._server.start_netconf(self)
-
-    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
-        if datatype is None:
-            self.feed.data(data)
-
-    def eof_received(self) -> bool:
-        self.feed.ended("device closed the netconf-turn channel")
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.feed.ended(f"channel lost: {exc}" if exc else "channel closed")
 
 
 class _TurnServer(asyncssh.SSHServer):
