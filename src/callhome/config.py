@@ -33,6 +33,10 @@ DEFAULT_TURN_PORT = 4336
 project's choice, as no port is assigned; never 4334, where the manager is an SSH client."""
 DEFAULT_API_PORT = 4380
 """Port of the manager's HTTP API, on loopback by default."""
+DEFAULT_SNMP_TLS_PORT = 10162
+"""Where the manager takes SNMP over TLS call home (RFC 6353, with the TLS roles reversed as
+in RFC 8071): RFC 6353's snmptls-trap port, where a manager receives devices' TLS connections
+and notifications. A host that also runs a standard TLS trap receiver moves one of them."""
 
 
 class _Model(BaseModel):
@@ -113,7 +117,25 @@ class CertToNameRule(_Model):
     name: str = Field("", description="The name, for map_type 'specified'.")
 
 
-class ManagerTlsSection(_Model):
+TlsVersion = Literal["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+
+
+class _TlsCompat(_Model):
+    """The TLS versions and ciphers a call-home TLS connection allows."""
+
+    minimum_version: TlsVersion = Field(
+        "TLSv1.2",
+        description="Oldest TLS version accepted. Below TLSv1.2 weakens security: only for an "
+        "old peer that speaks nothing newer (Net-SNMP 5.9's tlstcp speaks TLS 1.0 only).",
+    )
+    ciphers: str = Field(
+        "",
+        description="OpenSSL cipher string for TLS 1.2 and older; empty: Python's defaults. "
+        "'DEFAULT:@SECLEVEL=0' (needed with TLSv1) weakens security: only for old peers.",
+    )
+
+
+class ManagerTlsSection(_TlsCompat):
     """The reverse-tls listener (RFC 8071 section 4, NETCONF over TLS, RFC 7589). Off unless
     ``listen`` is set."""
 
@@ -144,6 +166,19 @@ class ManagerTlsSection(_Model):
         True,
         description="Consider certificates not issued by a configured CA (self-signed ...), "
         "known by their fingerprint like SSH keys; false: refuse them.",
+    )
+    snmp_listen: list[str] = Field(
+        default_factory=list,
+        description="host:port pairs to accept SNMP over TLS call home on (RFC 6353 TLSTM, "
+        f"device as TLS server; default port {DEFAULT_SNMP_TLS_PORT}); empty: off. The "
+        "certificate, CAs and rules above apply to it as well.",
+    )
+    snmp_security_name: str = Field(
+        "",
+        max_length=32,
+        description="The manager's own securityName for SNMP over TLS (logged with each "
+        "session; the device derives its own from this manager's certificate); default: the "
+        "CN of the manager's certificate.",
     )
 
 
@@ -357,9 +392,21 @@ class Endpoint(_Model):
         description="reverse-ssh (RFC 8071, port 4334), reverse-tls (RFC 8071, port 4335) or "
         f"turn (the seed's section 7, port {DEFAULT_TURN_PORT} here).",
     )
+    service: Literal["netconf", "snmp"] = Field(
+        "netconf",
+        description="What this connection carries. 'snmp' (reverse-tls only): SNMP over TLS "
+        f"(RFC 6353; default port {DEFAULT_SNMP_TLS_PORT}) instead of NETCONF; reverse-ssh "
+        "and turn carry SNMP beside NETCONF whenever [snmp] is enabled.",
+    )
+
+    @model_validator(mode="after")
+    def _service_fits(self) -> Endpoint:
+        if self.service == "snmp" and self.orientation != "reverse-tls":
+            raise ValueError("service 'snmp' is for reverse-tls endpoints")
+        return self
 
 
-class AgentTlsSection(_Model):
+class AgentTlsSection(_TlsCompat):
     """What a device needs for reverse-tls endpoints."""
 
     cert: Path = Field(
@@ -442,9 +489,14 @@ class Access(_Model):
 
 
 class SnmpUser(_Model):
-    """What one securityName (the manager's SSH user name, RFC 5592) may read and write."""
+    """What one securityName (the manager's SSH user name, RFC 5592, or the name its TLS
+    certificate maps to, RFC 6353) may read and write."""
 
-    name: str = Field("", description="The SSH user name the manager logs in with.")
+    name: str = Field(
+        "",
+        description="The SSH user name the manager logs in with, or the securityName "
+        "snmp.cert_to_name maps its certificate to (SNMP over TLS).",
+    )
     group: str = Field(
         "",
         description="Instead of 'name': every manager that [[managers]] puts in this group.",
@@ -545,6 +597,12 @@ class AgentSnmpSection(_Model):
         Path("snmp-notify.sqlite"),
         description="The durable buffer of notifications not yet delivered (SQLite).",
     )
+    cert_to_name: list[CertToNameRule] = Field(
+        default_factory=list,
+        description="SNMP over TLS: how a manager's certificate maps to its securityName "
+        "(RFC 6353 snmpTlstmCertToTSNTable), tried in order; a certificate no rule maps is "
+        "refused. The fingerprint is of the manager's certificate or a CA above it.",
+    )
     notify_max_held: int = Field(
         1000,
         ge=1,
@@ -626,6 +684,27 @@ class AgentNotificationsSection(_Model):
     )
 
 
+class YangSection(_Model):
+    """``[yang]``: the device's YANG modules. Without modules the datastore is schemaless."""
+
+    modules: list[Path] = Field(
+        default_factory=list,
+        description="YANG files (NAME.yang or NAME@REVISION.yang) and folders of them (*.yang) "
+        "the device implements: advertised, served by get-schema, and configuration in their "
+        "namespaces is validated against them. Folders are searched for imports too.",
+    )
+    search_path: list[Path] = Field(
+        default_factory=list,
+        description="More folders where imported modules and submodules are looked for; "
+        "modules found only here are listed as imported, not implemented.",
+    )
+    features: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Features turned on: '*' (all of every module), 'MODULE:*' or "
+        "'MODULE:FEATURE'; an empty list turns every feature off.",
+    )
+
+
 class AgentConfig(_Model):
     """``agent.toml``."""
 
@@ -680,6 +759,7 @@ class AgentConfig(_Model):
     )
     snmp: AgentSnmpSection = Field(default_factory=AgentSnmpSection)
     notifications: AgentNotificationsSection = Field(default_factory=AgentNotificationsSection)
+    yang: YangSection = Field(default_factory=YangSection)
 
     @field_validator("endpoints")
     @classmethod

@@ -1,7 +1,8 @@
 """The device's configuration datastores, whatever reached them (NETCONF or the device's own code).
 
 Three datastores: ``running``, ``candidate`` (RFC 6241 section 8.3) and ``startup`` (section
-8.7); any other name is ``invalid-value``. The data is schemaless XML (``callhome.agent.xmldata``);
+8.7); any other name is ``invalid-value``. The data is XML (``callhome.agent.xmldata``),
+schemaless unless the device has YANG modules (``schema``, ``callhome.agent.yang``);
 subtree filters are in ``callhome.agent.subtree``, XPath filters in
 ``callhome.agent.xpath_filter``, edit-config semantics in ``callhome.agent.edit``, validation
 in ``callhome.agent.validate``, with-defaults in ``callhome.agent.defaults`` and the confirmed
@@ -88,7 +89,7 @@ from callhome.agent.events import (
 )
 from callhome.agent.persist import load_datastores, remove_file, sibling, write_atomically
 from callhome.agent.subtree import SubtreeFilter
-from callhome.agent.validate import Checker, inline_config
+from callhome.agent.validate import Checker, SchemaValidator, inline_config
 from callhome.agent.xmldata import NETCONF_BASE_NS, count, empty_root
 from callhome.agent.xpath_filter import XPathFilter
 from callhome.errors import ErrorTag, ErrorType, RpcError
@@ -161,7 +162,9 @@ class Datastore:
     qualified names of its key leaves (see ``callhome.agent.edit``); an empty sequence marks a
     single-instance element. ``defaults`` maps the Clark-name path of a leaf to its default
     value (see ``callhome.agent.defaults``). ``clock`` and ``schedule`` are the confirmed
-    commit's time (see ``callhome.agent.confirm``).
+    commit's time (see ``callhome.agent.confirm``). ``schema`` (the device's YANG modules,
+    ``callhome.agent.yang``) validates every new content wherever the list structure is
+    checked (see ``callhome.agent.validate``).
     """
 
     def __init__(
@@ -175,12 +178,13 @@ class Datastore:
         startup_path: Path | None = None,
         clock: Clock = time.monotonic,
         schedule: Schedule = default_schedule,
+        schema: SchemaValidator | None = None,
     ) -> None:
         self._list_keys: dict[str, tuple[str, ...]] = {
             tag: tuple(keys) for tag, keys in (list_keys or {}).items()
         }
         self._defaults = Defaults(defaults or {}, self._list_keys)
-        self._checker = Checker(self._list_keys)
+        self._checker = Checker(self._list_keys, schema)
         self._state_providers = list(state_providers)
         self._change_listeners: list[ChangeListener] = []
         self._commit_listeners: list[CommitListener] = []

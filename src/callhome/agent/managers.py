@@ -140,8 +140,11 @@ class ManagerDirectory:
         return {g for m in self._known.values() for g in m.groups}
 
     def groups_of(self, fingerprint: str) -> tuple[str, ...]:
-        """The groups of the manager whose SSH user key has ``fingerprint``."""
-        known = self._known.get(("key", fingerprint))
+        """The groups of the manager whose SSH user key, or else TLS certificate (SNMP over
+        TLS), has ``fingerprint`` (the two kinds of fingerprint never look alike)."""
+        known = self._known.get(("key", fingerprint)) or self._known.get(
+            ("certificate", fingerprint)
+        )
         return () if known is None else known.groups
 
     def lookup(self, principal: Principal) -> KnownManager | None:

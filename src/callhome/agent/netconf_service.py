@@ -29,6 +29,10 @@ netconf-confirmed-commit. A service given a ``NotificationCenter``
 (``callhome.agent.notifications``) serves ``<create-subscription>`` through it and tells it of
 session starts and ends (``attach_session``, ``close_session``'s ``reason``).
 
+Operations in other namespaces: ``add_operation`` registers one by its qualified name (e.g.
+RFC 6022's get-schema, ``callhome.agent.yang``); its handler returns None for ``<ok/>``, a
+``<data>`` element, or another element that is the reply's only content (rpc output).
+
 Access control: a service given a ``Nacm`` (``callhome.agent.nacm``) checks every operation
 against the rules in running, for the ``Principal`` each session was opened with (``None``:
 the device's own code, never restricted); notification code asks
@@ -86,6 +90,8 @@ _Params = dict[str, etree._Element]
 _Handler = Callable[[int, _Params], etree._Element | None]
 Validator = Callable[[etree._Element, etree._Element], list[RpcErrorInfo]]
 """Given a datastore's tree before and after a change, the problems that refuse it."""
+OperationHandler = Callable[[int, etree._Element], etree._Element | None]
+"""Carries out an operation registered with ``add_operation``: (session id, operation)."""
 SessionEndListener = Callable[[int, str], None]
 """Hears of a session's end: its id and RFC 6470's termination-reason (closed, dropped ...)."""
 
@@ -151,6 +157,7 @@ class NetconfService:
         self._sessions: dict[int, Callable[[], None]] = {}
         self._next_session_id = 1
         self._validators: list[Validator] = []
+        self._extra_operations: dict[str, OperationHandler] = {}
         self._session_end_listeners: list[SessionEndListener] = []
         self.last_rpc = time.monotonic()
         """``time.monotonic()`` when the last operation arrived, on any session."""
@@ -278,6 +285,13 @@ class NetconfService:
         ``validator`` finds problems in; checked before the datastore is changed."""
         self._validators.append(validator)
 
+    def add_operation(self, qualified_name: str, handler: OperationHandler) -> None:
+        """Serve the operation ``{namespace}name`` (not in the NETCONF base namespace) with
+        ``handler``; access control applies to it like to any operation."""
+        if qualified_name.startswith(f"{{{NETCONF_BASE_NS}}}"):
+            raise ValueError("base operations cannot be replaced")
+        self._extra_operations[qualified_name] = handler
+
     def _precheck(self, target: str, new: etree._Element | None) -> None:
         if not self._validators or new is None or target not in ("running", "candidate"):
             return
@@ -302,6 +316,11 @@ class NetconfService:
         if tag == CREATE_SUBSCRIPTION and self.notifications is not None:
             self.notifications.subscribe(session_id, operation)
             return None
+        extra = self._extra_operations.get(tag)
+        if extra is not None:
+            if self.access is not None:
+                self.access.authorize_rpc(self._principals.get(session_id), session_id, operation)
+            return extra(session_id, operation)
         name = _local(tag)
         entry = self._operations.get(name) if _in_base(operation) else None
         if entry is None:

@@ -8,7 +8,7 @@ import logging
 import random
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -25,11 +25,14 @@ from callhome.agent.schedule import check as check_schedule
 from callhome.agent.snmp import build_agent
 from callhome.agent.snmp_notify import Notifier, build_notifier
 from callhome.agent.terminal import DeviceAccess
+from callhome.agent.yang import MONITORING_NS, load_modules
 from callhome.config import (
+    DEFAULT_SNMP_TLS_PORT,
     DEFAULT_SSH_PORT,
     DEFAULT_TLS_PORT,
     DEFAULT_TURN_PORT,
     AgentConfig,
+    Endpoint,
     load,
     parse_hostport,
 )
@@ -37,8 +40,10 @@ from callhome.errors import AuthError, ConfigError
 from callhome.net.keys import ensure_key, identity_of, parse_public_key
 from callhome.net.reverse_ssh import DeviceSshSettings, dial_reverse_ssh
 from callhome.net.reverse_tls import DeviceTlsSettings, dial_reverse_tls
+from callhome.net.snmp_tls import SnmpTlsService, dial_snmp_tls
 from callhome.net.turn import DeviceTurnSettings, dial_turn
 from callhome.proto.reconnect import ReconnectPlan
+from callhome.proto.schedule import CAPABILITY as SCHEDULE_CAPABILITY
 from callhome.proto.schedule import Periodic, next_dial
 from callhome.proto.snmp import Oid, VarBind
 
@@ -56,6 +61,13 @@ DEFAULT_PORTS = {
     "reverse-tls": DEFAULT_TLS_PORT,
     "turn": DEFAULT_TURN_PORT,
 }
+
+
+def default_port(endpoint: Endpoint) -> int:
+    """The manager port an endpoint without one dials."""
+    if endpoint.service == "snmp":
+        return DEFAULT_SNMP_TLS_PORT
+    return DEFAULT_PORTS[endpoint.orientation]
 
 
 class CallHomeConnection(Protocol):
@@ -90,14 +102,27 @@ class Agent:
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.host_key = ensure_key(config.path(config.host_key))
         self.identity = identity_of(self.host_key)
-        self.datastore = Datastore(config.path(config.datastore), list_keys=config.list_keys)
+        self.yang = load_modules(config.yang, config.path)
+        """The device's YANG modules (``callhome.agent.yang``); None: a schemaless device."""
+        yang = self.yang
+        list_keys: dict[str, Sequence[str]] = {**(yang.list_keys if yang else {})}
+        list_keys.update(config.list_keys)
+        self.datastore = Datastore(
+            config.path(config.datastore),
+            list_keys=list_keys,
+            defaults=yang.defaults if yang else None,
+            schema=yang,
+            state_providers=[yang.state] if yang else (),
+        )
+        if yang is not None:
+            yang.check_stored(self.datastore)
         wanted = config.notifications
         self.notifications: NotificationCenter | None = None
         if wanted.enabled:
             event_log = EventLog(
                 config.path(wanted.log), max_events=wanted.max_events, max_age=wanted.max_age
             )
-            self.notifications = NotificationCenter(event_log, list_keys=config.list_keys)
+            self.notifications = NotificationCenter(event_log, list_keys=list_keys)
         uses = {e.orientation for e in config.endpoints}
         manager_keys = load_manager_keys(config) if "reverse-ssh" in uses else []
         self.managers = ManagerDirectory(
@@ -109,17 +134,26 @@ class Agent:
             base_dir=config.state_dir,
         )
         self.access = Nacm(
-            modules=config.nacm_modules,
-            list_keys=config.list_keys,
+            modules={
+                **({**yang.namespaces, MONITORING_NS: "ietf-netconf-monitoring"} if yang else {}),
+                **config.nacm_modules,
+            },
+            list_keys=list_keys,
             directory=self.managers,
             allow_lockout=config.nacm_allow_lockout,
         )
         try:
             self.netconf = NetconfService(
-                self.datastore, notifications=self.notifications, access=self.access
+                self.datastore,
+                notifications=self.notifications,
+                access=self.access,
+                # the call-home schedule lives in (a subset of) ietf-netconf-server
+                extra_capabilities=[SCHEDULE_CAPABILITY],
             )
         except NacmError as exc:
             raise ConfigError(f"NACM rules in the running datastore: {exc}") from None
+        if yang is not None:
+            yang.serve(self.netconf)
         self.access.check_startup([e.name or e.address for e in config.endpoints])
         self.schedule = ScheduleState(self.datastore.read("running"), read=self.datastore.read)
         """The call-home connection type in running (``callhome.agent.schedule``), live."""
@@ -131,9 +165,7 @@ class Agent:
         self._session_done = False
         """The connection's work is done (close-session, or idle): a periodic device waits."""
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.endpoints = [
-            parse_hostport(e.address, DEFAULT_PORTS[e.orientation]) for e in config.endpoints
-        ]
+        self.endpoints = [parse_hostport(e.address, default_port(e)) for e in config.endpoints]
         self.connection: CallHomeConnection | None = None
         self._wake = asyncio.Event()
         self._last_dial = 0.0
@@ -166,6 +198,7 @@ class Agent:
             snmp=self.snmp,
         )
         self.tls_settings = self._tls_settings() if "reverse-tls" in uses else None
+        self.snmp_tls = self._snmp_tls()
         self.turn_settings = self._turn_settings() if "turn" in uses else None
         rc = config.reconnect
         self.plan = ReconnectPlan(
@@ -192,7 +225,23 @@ class Agent:
             auth_timeout=config.auth_timeout,
             keepalive=config.keepalive,
             max_message_size=config.max_message_size,
+            minimum_version=tls.minimum_version,
+            ciphers=tls.ciphers,
         )
+
+    def _snmp_tls(self) -> SnmpTlsService | None:
+        """SNMP over TLS (RFC 6353), if an endpoint asks for it."""
+        if not any(e.service == "snmp" for e in self.config.endpoints):
+            return None
+        if self.snmp is None:
+            raise ConfigError("endpoints with service 'snmp' need [snmp] enabled = true")
+        rules = self.config.snmp.cert_to_name
+        if not rules:
+            raise ConfigError(
+                "SNMP over TLS needs [[snmp.cert_to_name]]: how a manager's certificate "
+                "maps to its securityName"
+            )
+        return SnmpTlsService(self.snmp, rules)
 
     def _turn_settings(self) -> DeviceTurnSettings:
         config = self.config
@@ -212,6 +261,9 @@ class Agent:
 
     def _dial(self, endpoint: int, host: str, port: int) -> Awaitable[CallHomeConnection]:
         orientation = self.config.endpoints[endpoint].orientation
+        service = self.config.endpoints[endpoint].service
+        if service == "snmp" and self.tls_settings is not None and self.snmp_tls is not None:
+            return dial_snmp_tls(host, port, self.tls_settings, self.snmp_tls)
         if orientation == "reverse-tls" and self.tls_settings is not None:
             return dial_reverse_tls(host, port, self.tls_settings)
         if orientation == "turn" and self.turn_settings is not None:

@@ -12,6 +12,10 @@ Errors are of type application, with the error-path of the offending stored elem
 with the stored prefixes, ``[key='value']`` predicates on declared list entries). Well-formedness
 was checked when the XML was parsed.
 
+With YANG modules (``callhome.agent.yang``), the checker is also given a ``SchemaValidator``:
+once the structure checks pass, it checks the whole resulting tree against the modules (the
+subtrees in their namespaces; the others stay schemaless), whatever part of it changed.
+
 The checks run on ``validate``, on ``commit`` (the candidate), on ``copy-config`` (the new
 content) and, for edit-config with test-option ``test-then-set`` or ``test-only``, on what the
 edit changed (so that data that was already there, e.g. from a hand-written file, does not
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from lxml import etree
 
@@ -42,7 +47,15 @@ from callhome.agent.xmldata import (
 )
 from callhome.errors import ErrorTag, ErrorType, RpcError, RpcErrorInfo
 
-__all__ = ["Checker", "inline_config"]
+__all__ = ["Checker", "SchemaValidator", "inline_config"]
+
+
+class SchemaValidator(Protocol):
+    """Checks a whole tree against a schema (``callhome.agent.yang.YangModules``)."""
+
+    def validate(self, root: etree._Element) -> list[RpcErrorInfo]:
+        """The problems of the ``<data>`` tree ``root``; [] if none."""
+        ...
 
 
 def _error(
@@ -66,16 +79,21 @@ def _error(
 
 
 class Checker:
-    """Checks stored trees against the declared list structure."""
+    """Checks stored trees against the declared list structure, and the schema if given."""
 
-    def __init__(self, list_keys: Mapping[str, Sequence[str]]) -> None:
+    def __init__(
+        self, list_keys: Mapping[str, Sequence[str]], schema: SchemaValidator | None = None
+    ) -> None:
         self._list_keys = list_keys
+        self._schema = schema
 
     def check_tree(self, root: etree._Element) -> list[RpcErrorInfo]:
         """Every problem in the whole tree below ``root`` (a ``<data>`` element)."""
         errors: list[RpcErrorInfo] = []
         checked: set[etree._Element] = set()
         self._deep(root, errors, checked)
+        if not errors and self._schema is not None:
+            errors.extend(self._schema.validate(root))
         return errors
 
     def check_touched(
@@ -93,6 +111,8 @@ class Checker:
             elif el not in checked:
                 checked.add(el)
                 self._shallow(el, errors)
+        if not errors and self._schema is not None:
+            errors.extend(self._schema.validate(root))
         return errors
 
     def _deep(

@@ -6,6 +6,7 @@ to HTTP in one place (``_error_response``) and always carry ``{"error": kind, "m
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -34,6 +35,7 @@ from callhome.errors import (
     UnknownDevice,
 )
 from callhome.manager import snmp as snmp_jobs
+from callhome.manager.schedule import next_expected
 from callhome.manager.service import Manager
 from callhome.proto.netconf import messages
 from callhome.storage import Device, Event
@@ -68,6 +70,31 @@ def _error_response(exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+def schedule_json(d: Device, now: float) -> dict[str, Any]:
+    """The device's call-home schedule (None: unknown) and when it is next expected (None:
+    not known), as in ``callhome.manager.schedule``."""
+    schedule = d.schedule
+    expected = next_expected(d, now)
+    return {
+        "schedule": None
+        if schedule is None
+        else {
+            "kind": schedule.kind.value,
+            "period": schedule.period,
+            "anchor": schedule.anchor,
+            "idle_timeout": schedule.idle_timeout,
+            "since": schedule.since,
+        },
+        "next_expected": None
+        if expected is None
+        else {
+            "state": expected.state.value,
+            "time": expected.time,
+            "overdue_by": expected.overdue_by,
+        },
+    }
+
+
 def device_json(d: Device) -> dict[str, Any]:
     return {
         "name": d.name,
@@ -81,6 +108,7 @@ def device_json(d: Device) -> dict[str, Any]:
         "orientation": d.orientation,
         "capabilities": list(d.capabilities),
         "credential": d.credential,
+        **schedule_json(d, time.time()),
     }
 
 

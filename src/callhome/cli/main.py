@@ -74,11 +74,52 @@ def cmd_devices(api: Api, args: argparse.Namespace) -> int:
             _ago(d["since"]),
             d["address"] or "-",
             d.get("orientation") or "-",
+            schedule_text(d.get("schedule")),
+            next_text(d.get("next_expected")),
         ]
         for d in devices
     ]
-    print(_table(rows, ["NAME", "FINGERPRINT", "STATUS", "SINCE", "ADDRESS", "ORIENTATION"]))
+    header = ["NAME", "FINGERPRINT", "STATUS", "SINCE", "ADDRESS", "ORIENTATION"]
+    print(_table(rows, [*header, "SCHEDULE", "NEXT"]))
     return EXIT_OK
+
+
+def span_text(seconds: float) -> str:
+    """A duration as 15m, 1h30m, 3s, 0.5s."""
+    if seconds < 1 and seconds != int(seconds):
+        return f"{seconds:g}s"
+    rest, parts = round(seconds), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts) or "0s"
+
+
+def schedule_text(schedule: dict[str, Any] | None) -> str:
+    """The SCHEDULE column: persistent, periodic 15m, or - while unknown."""
+    if not schedule:
+        return "-"
+    if schedule["kind"] == "periodic" and schedule.get("period"):
+        return f"periodic {span_text(schedule['period'])}"
+    return str(schedule["kind"])
+
+
+def next_text(expected: dict[str, Any] | None, now: float | None = None) -> str:
+    """The NEXT column: now, reconnecting, the expected time, or overdue 3m."""
+    if not expected:
+        return "-"
+    state = expected["state"]
+    if state == "connected":
+        return "now"
+    if state == "overdue":
+        return f"overdue {span_text(expected.get('overdue_by') or 0)}"
+    if state != "expected":
+        return str(state)
+    when = float(expected["time"])
+    now = time.time() if now is None else now
+    shape = "%H:%M:%S" if abs(when - now) < 86400 else "%Y-%m-%d %H:%M"
+    return time.strftime(shape, time.localtime(when))
 
 
 def cmd_approve(api: Api, args: argparse.Namespace) -> int:

@@ -172,6 +172,11 @@ class DeviceWorker:
             raise _Interrupted(True, "no reply in time") from None
 
     async def _execute(self, job: Job) -> tuple[JobInput, dict[str, Any]]:
+        if job.kind.startswith("netconf") and not self.session.carries_netconf:
+            return JobInput.FAIL, {
+                "error": f"the device's {self.session.orientation.value} connection carries "
+                f"{' and '.join(self.session.services)} only, not NETCONF"
+            }
         if job.kind == "netconf":
             reply = await self._send(parse_xml(str(job.payload["operation"]).encode()))
             return (JobInput.SUCCEED if reply.ok else JobInput.FAIL), reply_result(reply)

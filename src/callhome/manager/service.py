@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Coroutine, Mapping
@@ -17,6 +18,7 @@ from typing import Any
 from lxml import etree
 
 from callhome.config import (
+    DEFAULT_SNMP_TLS_PORT,
     DEFAULT_SSH_PORT,
     DEFAULT_TLS_PORT,
     DEFAULT_TURN_PORT,
@@ -33,14 +35,18 @@ from callhome.errors import (
 )
 from callhome.identity import Identity
 from callhome.manager.jobs import Dispatcher, is_read_only
+from callhome.manager.notifications import EVENT_KIND as NOTIFICATION_EVENT
 from callhome.manager.notifications import NetconfNotifications
+from callhome.manager.schedule import EVENT_KIND as SCHEDULE_EVENT
+from callhome.manager.schedule import ScheduleWatcher
 from callhome.manager.snmp_events import NotificationReceiver
 from callhome.net.keys import ensure_key, load_private_key
 from callhome.net.reverse_ssh import ManagerSshSettings, ReverseSshListener
 from callhome.net.reverse_tls import ManagerTlsSettings, ReverseTlsListener
 from callhome.net.session import DeviceSession
+from callhome.net.snmp_tls import SnmpTlsListener, snmp_security_name
 from callhome.net.turn import ManagerTurnSettings, TurnListener
-from callhome.storage import Device, DeviceStatus, EventKind, Store
+from callhome.storage import Device, DeviceStatus, EventKind, Schedule, Store
 from callhome.storage.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -68,6 +74,13 @@ class Manager:
             store, config.notifications, self._session_event, self._spawn
         )
         self.notifications = NotificationReceiver(self._session_event, self._spawn)
+        self.schedules = ScheduleWatcher(
+            store,
+            self._device_for,
+            self._schedule_learned,
+            self._spawn,
+            notified=config.notifications.subscribe,
+        )
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> list[int]:
@@ -108,29 +121,26 @@ class Manager:
         cfg, section = self.config, self.config.manager
         tls, turn = section.tls, section.turn
         listener: ReverseTlsListener | TurnListener
-        if tls.listen:
-            listener = ReverseTlsListener(
-                self,
-                ManagerTlsSettings.from_files(
-                    cfg.path(tls.cert),
-                    cfg.path(tls.key),
-                    ca=[cfg.path(p) for p in tls.ca],
-                    crl=[cfg.path(p) for p in tls.crl],
-                    rules=tls.cert_to_name,
-                    allow_pinned=tls.allow_pinned,
-                    keepalive=section.keepalive,
-                    handshake_timeout=section.handshake_timeout,
-                    rpc_timeout=section.rpc_timeout,
-                    max_message_size=section.max_message_size,
-                    max_unauthenticated=section.max_unauthenticated,
-                ),
-            )
+        tls_settings = (
+            ManagerTlsSettings.from_config(cfg) if tls.listen or tls.snmp_listen else None
+        )
+        if tls.listen and tls_settings is not None:
+            listener = ReverseTlsListener(self, tls_settings)
             self._more_listeners.append(listener)
             ports = [
                 await listener.listen(*parse_hostport(a, DEFAULT_TLS_PORT)) for a in tls.listen
             ]
             self.ports += ports
             log.info("manager listening for reverse-tls call home on %s", ports)
+        if tls.snmp_listen and tls_settings is not None:
+            listener = SnmpTlsListener(self, tls_settings, snmp_security_name(cfg))
+            self._more_listeners.append(listener)
+            ports = [
+                await listener.listen(*parse_hostport(a, DEFAULT_SNMP_TLS_PORT))
+                for a in tls.snmp_listen
+            ]
+            self.ports += ports
+            log.info("manager listening for SNMP over TLS call home on %s", ports)
         if turn.listen:
             listener = TurnListener(
                 self,
@@ -187,6 +197,8 @@ class Manager:
         self, kind: str, session: DeviceSession, detail: Mapping[str, Any]
     ) -> None:
         await self._event(kind, device=session.name, fingerprint=session.fingerprint, detail=detail)
+        if kind == NOTIFICATION_EVENT:
+            self.schedules.notification(session, detail)
 
     async def _wake_followers(self) -> None:
         """Wake API clients that wait for new events."""
@@ -281,6 +293,7 @@ class Manager:
         self.jobs.device_online(session)
         # after the job worker started: queued jobs do not wait for the subscription
         self.netconf_notifications.session_ready(session)
+        self.schedules.session_ready(session, self.devices[fp])
 
     async def session_closed(self, session: DeviceSession) -> None:
         fp = session.fingerprint
@@ -450,7 +463,37 @@ class Manager:
         return job
 
     async def _job_changed(self, job: Job) -> None:
+        if job.final:
+            device = self._device_for(job.device)
+            session = None if device is None else self.sessions.get(device.fingerprint)
+            self.schedules.job_finished(job, session)
         await self._wake_followers()
+
+    # -- call-home schedules (callhome.manager.schedule) ---------------------------------------
+    def _device_for(self, key: str) -> Device | None:
+        """The registry's record of a device, by fingerprint or name."""
+        device = self.devices.get(key)
+        if device is None:
+            device = next((d for d in self.devices.values() if d.name == key), None)
+        return device
+
+    async def _schedule_learned(self, device: Device, schedule: Schedule | None, how: str) -> None:
+        current = self.devices.get(device.fingerprint)
+        if current is not None:  # only the schedule: a status change may have raced this
+            self.devices[device.fingerprint] = dataclasses.replace(
+                current, schedule=device.schedule
+            )
+        detail: dict[str, Any] = {"source": how, "kind": None}
+        if schedule is not None:
+            detail.update(
+                kind=schedule.kind.value,
+                period=schedule.period,
+                anchor=schedule.anchor,
+                idle_timeout=schedule.idle_timeout,
+            )
+        await self._event(
+            SCHEDULE_EVENT, device=device.name, fingerprint=device.fingerprint, detail=detail
+        )
 
     async def wait_for_events(self, after_id: int, timeout: float) -> None:
         """Return when an event newer than ``after_id`` may exist, or at ``timeout``."""

@@ -66,6 +66,14 @@ class NetconfClient:
         self._closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.on_notification = on_notification
 
+    @classmethod
+    def unavailable(cls, reason: str) -> NetconfClient:
+        """The client of a connection that carries no NETCONF: closed from the start, every
+        operation raises SessionClosed(``reason``)."""
+        client = cls(lambda data: None, lambda: None)
+        client._fail(reason)
+        return client
+
     # -- feeding ---------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
         try:
@@ -289,8 +297,13 @@ class NetconfHandler(Protocol):
 
     def close_session(self, session_id: int) -> None: ...
 
-    def handle(self, session_id: int, operation: etree._Element) -> etree._Element | None: ...
+    def handle(self, session_id: int, operation: etree._Element) -> etree._Element | None:
+        """None for ``<ok/>``; a base ``<data>`` element; or another element, the reply's
+        only content (an rpc's output)."""
+        ...
 
+
+_BASE_DATA = "{urn:ietf:params:xml:ns:netconf:base:1.0}data"
 
 NotificationSink = Callable[[str, Sequence[etree._Element]], None]
 """Sends one notification (eventTime, content elements) on one session."""
@@ -421,7 +434,9 @@ class NetconfServerDriver:
             return
         if data is None:
             self._write(self._core.reply_ok(request.message_id, request.rpc))
-        else:
+        elif data.tag == _BASE_DATA:
             self._write(self._core.reply_data(request.message_id, data, request.rpc))
+        else:  # an rpc's output, e.g. get-schema's <data> (RFC 6022)
+            self._write(self._core.reply(request.message_id, [data], request.rpc))
         if etree.QName(op).localname == "close-session":
             self._end()

@@ -401,8 +401,13 @@ class CertPolicy:
         return None
 
 
-def map_certificate(cert: x509.Certificate, rule: CertToNameRule) -> str | None:
-    """The name one rule gives a certificate (RFC 7407 map types), or None."""
+def map_certificate(
+    cert: x509.Certificate, rule: CertToNameRule, *, ipv6_hex: bool = False
+) -> str | None:
+    """The name one rule gives a certificate (RFC 7407 map types), or None.
+
+    ``ipv6_hex``: an IPv6 subjectAltName becomes 32 lower-case hex digits without colons,
+    as RFC 6353's SANIpAddress mapping writes it (else its usual text form)."""
     if rule.map_type == "specified":
         return rule.name
     if rule.map_type == "common-name":
@@ -422,7 +427,38 @@ def map_certificate(cert: x509.Certificate, rule: CertToNameRule) -> str | None:
         if isinstance(general, x509.DNSName) and rule.map_type in ("san-dns-name", "san-any"):
             return general.value.lower()
         if isinstance(general, x509.IPAddress) and rule.map_type in ("san-ip-address", "san-any"):
-            return str(general.value)
+            address = general.value
+            if ipv6_hex and isinstance(address, ipaddress.IPv6Address):
+                return address.packed.hex()
+            return str(address)
+    return None
+
+
+MAX_SECURITY_NAME = 32
+"""Longest securityName, in octets (SnmpAdminString (SIZE(1..32)) of RFC 3411)."""
+
+
+def security_name_for(
+    chain: Sequence[x509.Certificate], rules: Sequence[CertToNameRule]
+) -> str | None:
+    """The SNMP securityName of a TLS peer by RFC 6353's certToTSN rules, or None.
+
+    ``chain`` is the peer's verified chain, leaf first (its trust anchor last). Rules are
+    tried in order; one applies when its fingerprint is that of a certificate on the chain
+    (the leaf, or a CA above it) and its map type yields a name of 1 to 32 octets; the
+    first that applies gives the name. None: no rule does, and the peer is refused.
+    """
+    if not chain:
+        return None
+    on_chain = {cert_identity(c).fingerprint for c in chain}
+    for rule in rules:
+        if normalize_fingerprint(rule.fingerprint) not in on_chain:
+            continue
+        if rule.map_type == "specified" and not rule.name:
+            raise ConfigError("a cert-to-name rule of map_type 'specified' needs a name")
+        name = map_certificate(chain[0], rule, ipv6_hex=True)
+        if name and len(name.encode()) <= MAX_SECURITY_NAME:
+            return name
     return None
 
 

@@ -12,7 +12,13 @@ manager's own certificate) and, if configured, has a pinned fingerprint; otherwi
 the manager has not completed the handshake within ``auth_timeout``, it closes the
 connection (RFC 8071 S5). Then it serves NETCONF.
 
-TLS 1.2 is the minimum; TLS 1.3 is negotiated whenever both ends have it.
+TLS 1.2 is the minimum (unless ``minimum_version`` lowers it for an old peer); TLS 1.3 is
+negotiated whenever both ends have it.
+
+The TLS handshake, the judgement of the device and its admission are the same whatever
+runs above them: :class:`ReverseTlsListener` serves NETCONF, and a subclass may serve
+another protocol (``callhome.net.snmp_tls``: SNMP, RFC 6353) by overriding
+``_open_session`` and ``_probe``; :func:`dial_tls` takes the service to start.
 
 Keepalives (RFC 8071 C4/S7): Python's ``ssl`` module has no TLS heartbeat (RFC 6520), so
 both ends turn on TCP keepalives (idle, interval and count from the keepalive config), and
@@ -33,15 +39,16 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography import x509
 
-from callhome.config import CertToNameRule, KeepaliveConfig
-from callhome.errors import AuthError, ConfigError, SessionClosed
+from callhome.config import CertToNameRule, KeepaliveConfig, ManagerConfig
+from callhome.errors import AuthError, ConfigError, ProtocolError, SessionClosed
 from callhome.identity import Identity
 from callhome.net.netconf import NetconfClient, NetconfHandler, NetconfServerDriver, Principal
 from callhome.net.pki import (
@@ -104,9 +111,34 @@ def peer_chain(sslobj: Any) -> list[bytes]:
     return chain
 
 
-def _tls_context(server_side: bool) -> ssl.SSLContext:
+TLS_VERSIONS = {
+    "TLSv1": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+"""The values of the ``minimum_version`` settings."""
+
+
+def _tls_context(
+    server_side: bool, minimum_version: str = "TLSv1.2", ciphers: str = ""
+) -> ssl.SSLContext:
+    """A context with TLS 1.2 at least, unless an old peer needs less (``minimum_version``
+    and ``ciphers``: a weaker connection, for that peer only)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server_side else ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if minimum_version not in TLS_VERSIONS:
+        raise ConfigError(f"unknown TLS version {minimum_version!r}")
+    version = TLS_VERSIONS[minimum_version]
+    with warnings.catch_warnings():  # Python deprecates TLS 1.0/1.1: the operator asked
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = version
+    if version < ssl.TLSVersion.TLSv1_2:
+        log.warning("TLS below 1.2 allowed (minimum_version %s): for old peers only", version.name)
+    if ciphers:
+        try:
+            ctx.set_ciphers(ciphers)
+        except ssl.SSLError as exc:
+            raise ConfigError(f"bad TLS cipher string {ciphers!r}: {exc}") from None
     ctx.options |= ssl.OP_NO_COMPRESSION
     if hasattr(ssl, "OP_NO_RENEGOTIATION"):
         ctx.options |= ssl.OP_NO_RENEGOTIATION
@@ -144,6 +176,27 @@ class ManagerTlsSettings:
     probe: bool = True
 
     @classmethod
+    def from_config(cls, config: ManagerConfig) -> ManagerTlsSettings:
+        """The settings ``[manager]`` and ``[manager.tls]`` describe."""
+        section = config.manager
+        tls = section.tls
+        return cls.from_files(
+            config.path(tls.cert),
+            config.path(tls.key),
+            ca=[config.path(p) for p in tls.ca],
+            crl=[config.path(p) for p in tls.crl],
+            rules=tls.cert_to_name,
+            allow_pinned=tls.allow_pinned,
+            keepalive=section.keepalive,
+            handshake_timeout=section.handshake_timeout,
+            rpc_timeout=section.rpc_timeout,
+            max_message_size=section.max_message_size,
+            max_unauthenticated=section.max_unauthenticated,
+            minimum_version=tls.minimum_version,
+            ciphers=tls.ciphers,
+        )
+
+    @classmethod
     def from_files(
         cls,
         cert: Path,
@@ -158,8 +211,10 @@ class ManagerTlsSettings:
         rpc_timeout: float = 60.0,
         max_message_size: int = 16 * 1024 * 1024,
         max_unauthenticated: int = 256,
+        minimum_version: str = "TLSv1.2",
+        ciphers: str = "",
     ) -> ManagerTlsSettings:
-        ctx = _tls_context(server_side=False)
+        ctx = _tls_context(False, minimum_version, ciphers)
         ctx.check_hostname = False  # identity is judged by CertPolicy, never by host name
         ctx.verify_mode = ssl.CERT_NONE  # ... on the whole chain, after the handshake
         _load_chain(ctx, cert, key)
@@ -175,7 +230,18 @@ class ManagerTlsSettings:
         )
 
 
-class _Accepted(asyncio.Protocol):
+class StreamClient(Protocol):
+    """What the manager runs over an admitted connection (a NETCONF or an SNMP client)."""
+
+    def feed(self, data: bytes) -> None: ...
+
+    def feed_eof(self, reason: str = ...) -> None: ...
+
+    @property
+    def close_reason(self) -> str | None: ...
+
+
+class AcceptedConnection(asyncio.Protocol):
     """One accepted call-home socket: the TLS handshake, the judgement, then the session."""
 
     def __init__(self, listener: ReverseTlsListener) -> None:
@@ -184,7 +250,7 @@ class _Accepted(asyncio.Protocol):
         self.raw: asyncio.Transport | None = None
         self.tls: asyncio.Transport | None = None
         self.identity: Identity | None = None
-        self.client: NetconfClient | None = None
+        self.client: StreamClient | None = None
         self.session: DeviceSession | None = None
         self.last_received = time.monotonic()
         self.done = False  # a failure has been reported, or the session exists
@@ -223,21 +289,21 @@ class _Accepted(asyncio.Protocol):
         if self.client is not None:
             self.client.feed_eof(reason)
         if self.session is not None:
-            self.session.mark_closed(self.session.netconf.close_reason or reason)
+            self.session.mark_closed((self.client and self.client.close_reason) or reason)
             self._listener.spawn(self._listener.admission.session_closed(self.session))
         elif exc is None and self.tls is not None and self.client is not None:
             # what a device that refuses our certificate looks like from here under TLS 1.3
             # (asyncio drops the alert that would say so)
             self.fail(
-                "device closed the connection after the TLS handshake, before its hello "
-                "(does it accept the manager's certificate?)",
+                "device closed the connection after the TLS handshake, before its "
+                f"{self._listener.first_reply} (does it accept the manager's certificate?)",
                 auth=True,
             )
         else:
             self.fail(reason, auth=_is_auth_failure(exc))
 
     # -- helpers ---------------------------------------------------------------------------
-    def attach(self, client: NetconfClient) -> None:
+    def attach(self, client: StreamClient) -> None:
         self.client = client
         for data in self._early:
             client.feed(data)
@@ -269,6 +335,9 @@ class _Accepted(asyncio.Protocol):
 class ReverseTlsListener:
     """The manager's reverse-tls accept loop, turning sockets into DeviceSessions."""
 
+    first_reply = "NETCONF hello"
+    """What the device sends first once admitted (for the messages that say it did not)."""
+
     def __init__(self, admission: Admission, settings: ManagerTlsSettings) -> None:
         self.admission = admission
         self.settings = settings
@@ -285,12 +354,12 @@ class ReverseTlsListener:
         """Start accepting on host:port; returns the port bound (useful with port 0)."""
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: _Accepted(self), host, port, reuse_address=True, backlog=1024
+            lambda: AcceptedConnection(self), host, port, reuse_address=True, backlog=1024
         )
         self._servers.append(server)
         return int(server.sockets[0].getsockname()[1])
 
-    async def establish(self, conn: _Accepted) -> None:
+    async def establish(self, conn: AcceptedConnection) -> None:
         """TLS handshake, certificate judgement, admission and NETCONF hello, in bounded time."""
         settings = self.settings
         try:
@@ -302,8 +371,8 @@ class ReverseTlsListener:
         except (ssl.SSLError, OSError) as exc:
             conn.fail(f"TLS handshake failed: {exc}", auth=_is_auth_failure(exc))
             return
-        except SessionClosed as exc:
-            conn.fail(f"no NETCONF hello: {exc}")
+        except (SessionClosed, ProtocolError) as exc:
+            conn.fail(f"no {self.first_reply}: {exc}")
             return
         if session is None:
             return
@@ -317,7 +386,15 @@ class ReverseTlsListener:
         if settings.probe and not session.closed.is_set():
             self.spawn(self._probe(conn, session))
 
-    async def _handshake(self, conn: _Accepted) -> DeviceSession | None:
+    async def _handshake(self, conn: AcceptedConnection) -> DeviceSession | None:
+        tls = await self._admit(conn)
+        if tls is None or conn.identity is None:
+            return None
+        return await self._open_session(conn, tls, conn.identity)
+
+    async def _admit(self, conn: AcceptedConnection) -> asyncio.Transport | None:
+        """The TLS handshake, the device's certificate judged and the device admitted; the
+        TLS transport, or None (the connection has been failed and the reason given)."""
         settings = self.settings
         loop = asyncio.get_running_loop()
         assert conn.raw is not None
@@ -343,6 +420,13 @@ class ReverseTlsListener:
         if self.admission.admit(decision.identity, conn.address) is None:
             conn.fail("not admitted", report=False)  # admit() has said why
             return None
+        return tls
+
+    async def _open_session(
+        self, conn: AcceptedConnection, tls: asyncio.Transport, identity: Identity
+    ) -> DeviceSession:
+        """NETCONF over the admitted connection: the hellos, then the session."""
+        settings = self.settings
         netconf = NetconfClient(
             tls.write,
             conn.close,  # the connection exists for this session: it ends with it
@@ -353,29 +437,38 @@ class ReverseTlsListener:
         conn.attach(netconf)
         await netconf.wait_hello(settings.handshake_timeout)
         return DeviceSession(
-            identity=decision.identity,
+            identity=identity,
             orientation=Orientation.REVERSE_TLS,
             address=conn.address,
             netconf=netconf,
             close_transport=conn.close,
         )
 
-    async def _probe(self, conn: _Accepted, session: DeviceSession) -> None:
+    async def _probe(self, conn: AcceptedConnection, session: DeviceSession) -> None:
         """NETCONF-level keepalive: probe a connection that has been silent for an interval."""
         keepalive = self.settings.keepalive
         netconf = session.netconf
         while not netconf.closed:
-            try:
-                await asyncio.wait_for(session.closed.wait(), keepalive.interval)
+            if not await self._silent(conn, session):
                 return
-            except TimeoutError:
-                pass
-            if time.monotonic() - conn.last_received < keepalive.interval:
-                continue
             try:
                 await netconf.rpc_reply(PROBE, keepalive.interval * keepalive.count_max)
             except (SessionClosed, TimeoutError):
                 return  # the client has closed the session and said why
+
+    async def _silent(self, conn: AcceptedConnection, session: DeviceSession) -> bool:
+        """Wait until the connection has been silent for a keepalive interval (True), or
+        the session ends (False)."""
+        interval = self.settings.keepalive.interval
+        while not session.closed.is_set():
+            try:
+                await asyncio.wait_for(session.closed.wait(), interval)
+                return False
+            except TimeoutError:
+                pass
+            if time.monotonic() - conn.last_received >= interval:
+                return True
+        return False
 
     async def close(self) -> None:
         for server in self._servers:
@@ -417,13 +510,15 @@ class DeviceTlsSettings:
         auth_timeout: float,
         keepalive: KeepaliveConfig,
         max_message_size: int = 16 * 1024 * 1024,
+        minimum_version: str = "TLSv1.2",
+        ciphers: str = "",
     ) -> DeviceTlsSettings:
         if not manager_ca:
             raise ConfigError(
                 "reverse-tls needs tls.manager_ca: the CA of the manager's certificate, "
                 "or that certificate itself"
             )
-        ctx = _tls_context(server_side=True)
+        ctx = _tls_context(True, minimum_version, ciphers)
         _load_chain(ctx, cert, key)
         ctx.verify_mode = ssl.CERT_REQUIRED  # no client certificate, no connection
         # a file may hold the manager's own certificate (not a root): trust it as it is
@@ -453,13 +548,38 @@ class DeviceTlsSettings:
         )
 
 
+class StreamDriver(Protocol):
+    """What a device runs over a reverse-tls connection (NETCONF server, SNMP responder)."""
+
+    def feed(self, data: bytes) -> None: ...
+
+    def feed_eof(self) -> None: ...
+
+    def connection_lost(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TlsPeer:
+    """The manager, as the device's TLS handshake authenticated it."""
+
+    identity: Identity
+    """The fingerprint of its certificate."""
+    chain: tuple[x509.Certificate, ...]
+    """Its verified chain: its certificate first, the trust anchor last."""
+    address: str
+
+
+StartService = Callable[[TlsPeer, Callable[[bytes], None], Callable[[], None]], StreamDriver]
+"""Starts the service for an authenticated manager, given how to write and to close; raises
+AuthError to refuse the manager."""
+
+
 class _DeviceProtocol(asyncio.Protocol):
     """The device's end of one reverse-tls connection."""
 
-    def __init__(self, settings: DeviceTlsSettings) -> None:
-        self._settings = settings
+    def __init__(self) -> None:
         self.peer = "unknown"
-        self.driver: NetconfServerDriver | None = None
+        self.driver: StreamDriver | None = None
         loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = loop.create_future()
         self.heard: asyncio.Future[None] = loop.create_future()  # the manager's first bytes
@@ -473,16 +593,8 @@ class _DeviceProtocol(asyncio.Protocol):
         self.raw = transport
         self.peer = _address(transport)
 
-    def serve(self, tls: asyncio.Transport, manager: Identity, user: str = "") -> None:
-        self.tls = tls
-        self.driver = NetconfServerDriver(
-            self._settings.handler,
-            tls.write,
-            self.close,
-            max_message_size=self._settings.max_message_size,
-            peer=self.peer,
-            principal=Principal(identity=manager.fingerprint, user=user, transport="reverse-tls"),
-        )
+    def serve(self, driver: StreamDriver) -> None:
+        self.driver = driver
         for data in self._early:
             self.driver.feed(data)
         self._early.clear()
@@ -512,7 +624,7 @@ class _DeviceProtocol(asyncio.Protocol):
         if not self.heard.done():
             self.heard.set_exception(
                 ConnectionResetError(
-                    "the manager closed the connection before its NETCONF hello "
+                    "the manager closed the connection before it spoke "
                     "(is this device approved there?)"
                 )
             )
@@ -552,16 +664,60 @@ class TlsDeviceConnection:
         self._protocol.abort()
 
 
+def verified_chain(sslobj: Any) -> tuple[x509.Certificate, ...]:
+    """The peer's chain as the handshake verified it (leaf to trust anchor); the leaf alone
+    where Python does not tell."""
+    getter = getattr(sslobj, "get_verified_chain", None)  # public from Python 3.13
+    if getter is None:
+        getter = getattr(getattr(sslobj, "_sslobj", None), "get_verified_chain", None)
+    found = (getter() or []) if getter is not None else []
+    ders = [c if isinstance(c, bytes) else c.public_bytes(2) for c in found]  # 2: DER
+    if not ders:
+        ders = [sslobj.getpeercert(binary_form=True)]
+    return tuple(x509.load_der_x509_certificate(d) for d in ders)
+
+
+def serve_netconf(settings: DeviceTlsSettings) -> StartService:
+    """NETCONF (RFC 7589) for the manager, known by its certificate (user: its CN)."""
+
+    def start(
+        peer: TlsPeer, write: Callable[[bytes], None], close: Callable[[], None]
+    ) -> StreamDriver:
+        principal = Principal(
+            identity=peer.identity.fingerprint,
+            user=common_name(peer.chain[0]),
+            transport="reverse-tls",
+        )
+        return NetconfServerDriver(
+            settings.handler,
+            write,
+            close,
+            max_message_size=settings.max_message_size,
+            peer=peer.address,
+            principal=principal,
+        )
+
+    return start
+
+
 async def dial_reverse_tls(
     host: str, port: int, settings: DeviceTlsSettings
+) -> TlsDeviceConnection:
+    """Open a call-home connection to a manager and serve NETCONF on it (see dial_tls)."""
+    return await dial_tls(host, port, settings, serve_netconf(settings))
+
+
+async def dial_tls(
+    host: str, port: int, settings: DeviceTlsSettings, start: StartService
 ) -> TlsDeviceConnection:
     """Open a call-home connection to a manager and serve it; returns once the manager's
     certificate has been accepted and the manager has spoken (it has admitted us).
 
     Raises ``ssl.SSLError``/``OSError`` if the handshake fails or the manager hangs up
-    first, and ``AuthError`` if the manager's certificate is not a pinned one."""
+    first, and ``AuthError`` if the manager's certificate is not a pinned one or the
+    service refuses it."""
     loop = asyncio.get_running_loop()
-    protocol = _DeviceProtocol(settings)
+    protocol = _DeviceProtocol()
     raw, _ = await loop.create_connection(lambda: protocol, host, port)
     set_tcp_keepalive(raw.get_extra_info("socket"), settings.keepalive)
     try:
@@ -579,13 +735,18 @@ async def dial_reverse_tls(
     if tls is None:
         raw.abort()
         raise ConnectionResetError("connection closed during the TLS handshake")
-    der = tls.get_extra_info("ssl_object").getpeercert(binary_form=True)
-    manager_cert = x509.load_der_x509_certificate(der)
-    manager = cert_identity(manager_cert)
+    protocol.tls = tls
+    chain = verified_chain(tls.get_extra_info("ssl_object"))
+    manager = cert_identity(chain[0])
     if settings.manager_fingerprints and manager.fingerprint not in settings.manager_fingerprints:
         raw.abort()
         raise AuthError(f"manager certificate {manager.fingerprint} is not a pinned one")
-    protocol.serve(tls, manager, common_name(manager_cert))
+    try:
+        driver = start(TlsPeer(manager, chain, protocol.peer), tls.write, protocol.close)
+    except AuthError:
+        raw.abort()
+        raise
+    protocol.serve(driver)
     # the manager speaks only once it has admitted this device: until then the connection
     # does not count as made (a refused device backs off instead of redialing at once)
     try:

@@ -39,6 +39,9 @@ class DeviceSession:
     close_reason: str = ""
     channels: ChannelOpener | None = None
     snmp_opener: Callable[[], Awaitable[SnmpClient]] | None = None
+    services: tuple[str, ...] = ("netconf",)
+    """What the connection carries: 'netconf' (and SNMP beside it where ``snmp_opener`` is
+    set), or ('snmp',) alone for SNMP over TLS (RFC 6353), whose ``netconf`` is closed."""
     on_snmp_channel: Callable[[SnmpClient], None] | None = None
     """Called with each SNMP client this session opens, before engine discovery (the
     manager attaches its notification receiver here)."""
@@ -52,6 +55,10 @@ class DeviceSession:
     @property
     def fingerprint(self) -> str:
         return self.identity.fingerprint
+
+    @property
+    def carries_netconf(self) -> bool:
+        return "netconf" in self.services
 
     async def close(self, graceful: bool = True) -> None:
         """End the NETCONF session (politely if ``graceful``) and the connection."""
@@ -97,7 +104,8 @@ class DeviceSession:
                 if self.on_snmp_channel is not None:
                     self.on_snmp_channel(client)
                 try:
-                    await client.discover()
+                    if client.engine_id is None:
+                        await client.discover()
                 except BaseException:
                     client.close()
                     raise

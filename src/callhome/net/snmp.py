@@ -115,6 +115,9 @@ class SnmpClient:
         self._pending: dict[int, tuple[int, asyncio.Future[Pdu]]] = {}  # msgID -> (reqID, fut)
         self.engine_id: bytes | None = None
         """The agent's snmpEngineID, once discovered (RFC 5343)."""
+        self.security_name = ""
+        """The securityName this manager uses on the channel (TSM: the transport's, never
+        sent; for logs and the operator)."""
         self.closed = False
         self.close_reason = ""
         self._closed_event = asyncio.Event()

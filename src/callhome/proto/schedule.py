@@ -12,6 +12,28 @@ call-home model (RFC 8071 section 4):
     once, with the usual back-off.
 
 Times are passed in (seconds since the epoch for anchors and ``now``), never read.
+
+The schedule is data in the device's running datastore, a small subset of the
+ietf-netconf-server call-home model (namespace ``NS``)::
+
+    <netconf-server xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-server">
+      <call-home><netconf-client><name>default</name>
+        <connection-type>
+          <persistent/>                       (or)
+          <periodic>
+            <period>15</period>                minutes; a decimal fraction is accepted
+            <anchor-time>2024-01-01T00:00:00Z</anchor-time>   optional date-and-time
+            <idle-timeout>180</idle-timeout>   seconds, 0: never; optional
+          </periodic>
+        </connection-type>
+      </netconf-client></call-home>
+    </netconf-server>
+
+The first ``netconf-client`` entry's connection type applies; none, or an empty
+``connection-type``, means persistent. The model's period is a whole number of minutes; a
+fraction (``0.05`` for 3 s) is accepted here as a deviation, for short schedules.
+:func:`read_connection_type` reads it (the device checks and applies it, the manager learns
+it from a ``<get-config>`` reply or from an edit it sent).
 """
 
 from __future__ import annotations
@@ -19,7 +41,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Final, TypeAlias
+
+from lxml import etree
+
+from callhome.errors import ErrorTag, RpcError, RpcErrorInfo
 
 DEFAULT_PERIOD: Final = 3600.0
 """The model's default period: 60 minutes, in seconds."""
@@ -80,3 +107,121 @@ def parse_date_and_time(text: str) -> float:
     if not _DATE_AND_TIME.match(text):
         raise ValueError(f"not a date-and-time: {text!r}")
     return datetime.fromisoformat(text).timestamp()
+
+
+NS: Final = "urn:ietf:params:xml:ns:yang:ietf-netconf-server"
+"""Namespace of the ietf-netconf-server module, whose call-home part holds the schedule."""
+CAPABILITY: Final = f"{NS}?module=ietf-netconf-server&features=ssh-call-home,tls-call-home"
+"""The module capability a device advertises in its hello when it keeps its schedule there."""
+PATH: Final = "/ncs:netconf-server/ncs:call-home/ncs:netconf-client/ncs:connection-type"
+"""The error-path of a problem with the schedule."""
+FILTER: Final = f'<netconf-server xmlns="{NS}"><call-home/></netconf-server>'
+"""A subtree filter that selects the call-home configuration (for ``<get-config>``)."""
+_PERIODIC_LEAVES: Final = ("period", "anchor-time", "idle-timeout")
+
+
+def _q(name: str) -> str:
+    return f"{{{NS}}}{name}"
+
+
+def _error(tag: ErrorTag, message: str, element: str) -> RpcErrorInfo:
+    return RpcError.single(tag, message, path=PATH, info={"bad-element": element}).errors[0]
+
+
+def _children(el: etree._Element) -> list[etree._Element]:
+    return [c for c in el if isinstance(c.tag, str)]
+
+
+def connection_type_element(root: etree._Element) -> etree._Element | None:
+    """The first netconf-client's ``connection-type`` element under ``root`` (a datastore's
+    ``<data>`` or an edit's ``<config>``), if any."""
+    found = root.find(f"{_q('netconf-server')}/{_q('call-home')}/{_q('netconf-client')}")
+    return None if found is None else found.find(_q("connection-type"))
+
+
+def _periodic(el: etree._Element, errors: list[RpcErrorInfo]) -> Periodic:
+    period, anchor, idle = DEFAULT_PERIOD, None, DEFAULT_IDLE_TIMEOUT
+    for child in _children(el):
+        name = etree.QName(child).localname
+        text = (child.text or "").strip()
+        if child.tag not in {_q(n) for n in _PERIODIC_LEAVES}:
+            errors.append(_error(ErrorTag.BAD_ELEMENT, f"unknown element {name!r}", name))
+        elif name == "period":
+            try:
+                minutes = Decimal(text)
+            except InvalidOperation:
+                minutes = Decimal(0)
+            if not minutes.is_finite() or minutes <= 0:
+                errors.append(
+                    _error(
+                        ErrorTag.INVALID_VALUE,
+                        f"period must be a positive number of minutes, not {text!r}",
+                        name,
+                    )
+                )
+            else:
+                period = float(minutes * 60)
+        elif name == "anchor-time":
+            try:
+                anchor = parse_date_and_time(text)
+            except ValueError:
+                errors.append(
+                    _error(
+                        ErrorTag.INVALID_VALUE,
+                        f"anchor-time must be a date-and-time such as "
+                        f"2024-01-01T00:00:00Z, not {text!r}",
+                        name,
+                    )
+                )
+        elif not text.isdigit() or int(text) > 65535:
+            errors.append(
+                _error(
+                    ErrorTag.INVALID_VALUE,
+                    f"idle-timeout must be a whole number of seconds (0-65535), not {text!r}",
+                    name,
+                )
+            )
+        else:
+            idle = float(int(text))
+    return Periodic(period=period, anchor=anchor, idle_timeout=idle)
+
+
+def read_connection_type(
+    root: etree._Element, errors: list[RpcErrorInfo] | None = None
+) -> ConnectionType:
+    """The connection type held under ``root`` (persistent when there is none). Problems are
+    appended to ``errors``; without a list, the first one raises :class:`RpcError`."""
+    found: list[RpcErrorInfo] = []
+    kind = _read(root, found)
+    if found and errors is None:
+        raise RpcError(found)
+    if errors is not None:
+        errors.extend(found)
+    return kind
+
+
+def _read(root: etree._Element, errors: list[RpcErrorInfo]) -> ConnectionType:
+    el = connection_type_element(root)
+    choices = [] if el is None else _children(el)
+    if not choices:
+        return Persistent()
+    if len(choices) > 1:
+        errors.append(
+            _error(
+                ErrorTag.BAD_ELEMENT,
+                "connection-type takes one of persistent or periodic",
+                etree.QName(choices[1]).localname,
+            )
+        )
+        return Persistent()
+    choice = choices[0]
+    if choice.tag == _q("persistent"):
+        if _children(choice):
+            name = etree.QName(_children(choice)[0]).localname
+            errors.append(_error(ErrorTag.BAD_ELEMENT, f"unknown element {name!r}", name))
+        return Persistent()
+    if choice.tag == _q("periodic"):
+        return _periodic(choice, errors)
+    name = etree.QName(choice).localname
+    errors.append(_error(ErrorTag.BAD_ELEMENT, f"unknown connection-type {name!r}", name))
+    return Persistent()

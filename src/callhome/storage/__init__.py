@@ -23,6 +23,8 @@ from callhome.storage.model import (
     DeviceStatus,
     Event,
     EventKind,
+    Schedule,
+    ScheduleKind,
 )
 from callhome.storage.sql import SqlStore
 
@@ -33,6 +35,8 @@ __all__ = [
     "Event",
     "EventKind",
     "MemoryStore",
+    "Schedule",
+    "ScheduleKind",
     "SqlStore",
     "Store",
     "open_store",

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from callhome.storage.jobs import JobStore
-from callhome.storage.model import AuditEntry, Device, Event
+from callhome.storage.model import AuditEntry, Device, Event, Schedule
 
 
 class Store(JobStore, Protocol):
@@ -125,6 +125,13 @@ class Store(JobStore, Protocol):
 
     async def mark_all_offline(self, now: float) -> int:
         """Set every ONLINE device OFFLINE (at manager start); returns how many were."""
+        ...
+
+    async def set_schedule(self, fingerprint: str, schedule: Schedule | None) -> Device:
+        """Keep the device's call-home schedule as learned (None: unknown from now on).
+
+        Nothing else of the device changes. Raises NotFound if the fingerprint is unknown.
+        """
         ...
 
     # --- events and audit ----------------------------------------------------------------

@@ -19,7 +19,9 @@ from callhome.storage.model import (
     DeviceStatus,
     Event,
     EventKind,
+    Schedule,
     json_detail,
+    stored_schedule,
 )
 
 
@@ -178,6 +180,10 @@ class MemoryStore(MemoryJobsMixin):
         for device in online:
             self._put(_to_status(device, DeviceStatus.OFFLINE, now))
         return len(online)
+
+    async def set_schedule(self, fingerprint: str, schedule: Schedule | None) -> Device:
+        device = self._get(fingerprint)
+        return self._put(dataclasses.replace(device, schedule=stored_schedule(schedule)))
 
     # --- events and audit ----------------------------------------------------------------
 

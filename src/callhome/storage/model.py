@@ -30,6 +30,42 @@ APPROVED_STATUSES = frozenset({DeviceStatus.ONLINE, DeviceStatus.OFFLINE})
 """The statuses of a device whose key is bound to a name."""
 
 
+class ScheduleKind(StrEnum):
+    """A device's call-home connection type (ietf-netconf-server's ``connection-type``)."""
+
+    PERSISTENT = "persistent"
+    """It keeps a connection up and redials whenever it ends."""
+    PERIODIC = "periodic"
+    """It calls at ``anchor + n * period`` and hangs up when done or idle."""
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When a device calls home, as the manager last learned it from the device.
+
+    Durations are seconds; times are unix seconds. ``period`` and ``idle_timeout`` are set for
+    a periodic schedule only (an ``idle_timeout`` of 0 means never). ``anchor`` is the
+    schedule's anchor-time, None when it names none: the device then counts from when it
+    applied the schedule, which the manager knows only as ``since``, the time it saw the
+    schedule take effect (the change, or the connection on which it first read it).
+    """
+
+    kind: ScheduleKind
+    since: float
+    period: float | None = None
+    anchor: float | None = None
+    idle_timeout: float | None = None
+
+    def same_as(self, other: Schedule | None) -> bool:
+        """Whether ``other`` is the same schedule (``since`` aside)."""
+        return other is not None and (
+            self.kind,
+            self.period,
+            self.anchor,
+            self.idle_timeout,
+        ) == (other.kind, other.period, other.anchor, other.idle_timeout)
+
+
 @dataclass(frozen=True, slots=True)
 class Device:
     """One device as the registry knows it, identified by its key fingerprint.
@@ -38,7 +74,8 @@ class Device:
     made (by the first call, or by a pre-approval), ``last_seen`` when it last called or
     left. ``address`` and ``orientation`` are those of its latest connection (an address
     is never an identity). ``credential`` names the credential set the manager presents
-    to this device (RFC 8071 C7); ``None`` means the default one.
+    to this device (RFC 8071 C7); ``None`` means the default one. ``schedule`` is its
+    call-home schedule as last learned, None while unknown.
     """
 
     fingerprint: str
@@ -52,11 +89,29 @@ class Device:
     orientation: str | None
     capabilities: tuple[str, ...]
     credential: str | None
+    schedule: Schedule | None = None
 
     @property
     def approved(self) -> bool:
         """Whether the key is bound to a name (the device may connect)."""
         return self.status in APPROVED_STATUSES
+
+
+def stored_schedule(schedule: Schedule | None) -> Schedule | None:
+    """``schedule`` as it reads back from storage: its numbers as floats."""
+    if schedule is None:
+        return None
+
+    def number(value: float | None) -> float | None:
+        return None if value is None else float(value)
+
+    return Schedule(
+        kind=ScheduleKind(schedule.kind),
+        since=float(schedule.since),
+        period=number(schedule.period),
+        anchor=number(schedule.anchor),
+        idle_timeout=number(schedule.idle_timeout),
+    )
 
 
 class EventKind(StrEnum):

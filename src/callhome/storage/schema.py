@@ -2,7 +2,9 @@
 
 Types are the generic ones (``JSON``, ``Double`` ...) that SQLite and PostgreSQL both map;
 ``metadata.create_all`` makes whatever table is missing, so a table added later (jobs)
-appears in an existing database at the next start.
+appears in an existing database at the next start. A column added later to an existing
+table must be nullable: :func:`add_missing_columns` adds it to a database made before it
+(``ALTER TABLE ... ADD COLUMN``, which SQLite and PostgreSQL both do without a copy).
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Connection,
     Double,
     Index,
     Integer,
     MetaData,
     String,
     Table,
+    inspect,
+    text,
 )
+from sqlalchemy.schema import CreateColumn
 
 metadata = MetaData(
     naming_convention={
@@ -46,6 +52,12 @@ devices = Table(
     Column("orientation", String),
     Column("capabilities", JSON, nullable=False),
     Column("credential", String),
+    # the call-home schedule as learned (added later: nullable, see add_missing_columns)
+    Column("schedule_kind", String(16)),
+    Column("schedule_since", Double),
+    Column("schedule_period", Double),
+    Column("schedule_anchor", Double),
+    Column("schedule_idle_timeout", Double),
 )
 
 events = Table(
@@ -72,3 +84,27 @@ audit = Table(
     Column("detail", JSON, nullable=False),
     sqlite_autoincrement=True,
 )
+
+
+def add_missing_columns(conn: Connection) -> list[str]:
+    """Add to existing tables the columns of ``metadata`` they lack; their names.
+
+    Run after ``metadata.create_all``. A missing column that is not nullable cannot be added
+    to rows already there: that is a programming error (RuntimeError).
+    """
+    found = inspect(conn)
+    added: list[str] = []
+    for table in metadata.sorted_tables:
+        if not found.has_table(table.name):
+            continue
+        present = {c["name"] for c in found.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable or column.primary_key:
+                raise RuntimeError(f"column {table.name}.{column.name} must be nullable")
+            ddl = CreateColumn(column).compile(dialect=conn.dialect)
+            name = conn.dialect.identifier_preparer.format_table(table)
+            conn.execute(text(f"ALTER TABLE {name} ADD COLUMN {ddl}"))
+            added.append(f"{table.name}.{column.name}")
+    return added

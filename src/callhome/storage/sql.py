@@ -62,17 +62,23 @@ from callhome.storage.model import (
     DeviceStatus,
     Event,
     EventKind,
+    Schedule,
+    ScheduleKind,
     json_detail,
+    stored_schedule,
 )
-from callhome.storage.schema import audit, devices, events, metadata
+from callhome.storage.schema import add_missing_columns, audit, devices, events, metadata
 from callhome.storage.sql_jobs import SqlJobsMixin
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
-# Columns in the order of the record's fields, so that a row maps onto it directly.
-_DEVICE_FIELDS = tuple(f.name for f in dataclasses.fields(Device))
-_DEVICE_COLUMNS = tuple(devices.c[name] for name in _DEVICE_FIELDS)
+# Columns in the order of the record's fields, so that a row maps onto it directly; the
+# schedule (one field) is kept in columns of its own, last.
+_SCHEDULE_FIELDS = tuple(f.name for f in dataclasses.fields(Schedule))
+_SCHEDULE_COLUMNS = tuple(devices.c[f"schedule_{name}"] for name in _SCHEDULE_FIELDS)
+_DEVICE_FIELDS = tuple(f.name for f in dataclasses.fields(Device) if f.name != "schedule")
+_DEVICE_COLUMNS = (*(devices.c[name] for name in _DEVICE_FIELDS), *_SCHEDULE_COLUMNS)
 _EVENT_COLUMNS = tuple(events.c[f.name] for f in dataclasses.fields(Event))
 _AUDIT_COLUMNS = tuple(audit.c[f.name] for f in dataclasses.fields(AuditEntry))
 _SELECT_DEVICE = select(*_DEVICE_COLUMNS)
@@ -146,6 +152,7 @@ class SqlStore(SqlJobsMixin):
         self._open = True
         try:
             await self._run(metadata.create_all)
+            await self._run(add_missing_columns)
         except BaseException:
             await self.close()
             raise
@@ -227,6 +234,9 @@ class SqlStore(SqlJobsMixin):
     async def mark_all_offline(self, now: float) -> int:
         return await self._run(_mark_all_offline, now)
 
+    async def set_schedule(self, fingerprint: str, schedule: Schedule | None) -> Device:
+        return await self._run(_set_schedule, fingerprint, stored_schedule(schedule))
+
     # --- events and audit ----------------------------------------------------------------
 
     async def record_event(
@@ -291,7 +301,9 @@ class SqlStore(SqlJobsMixin):
 
 def _device(row: Any) -> Device:
     # Times go through float(): SQLite may hand back a whole REAL as an int (in RETURNING).
-    (fp, key_type, name, status, since, address, first, last, orientation, caps, cred) = row
+    (fp, key_type, name, status, since, address, first, last, orientation, caps, cred) = row[
+        : len(_DEVICE_FIELDS)
+    ]
     return Device(
         fingerprint=fp,
         key_type=key_type,
@@ -304,7 +316,31 @@ def _device(row: Any) -> Device:
         orientation=orientation,
         capabilities=tuple(caps),
         credential=cred,
+        schedule=_schedule(row[len(_DEVICE_FIELDS) :]),
     )
+
+
+def _schedule(values: Sequence[Any]) -> Schedule | None:
+    kind, since, period, anchor, idle_timeout = values
+    if kind is None:
+        return None
+    return stored_schedule(
+        Schedule(
+            kind=ScheduleKind(kind),
+            since=since,
+            period=period,
+            anchor=anchor,
+            idle_timeout=idle_timeout,
+        )
+    )
+
+
+def _schedule_values(schedule: Schedule | None) -> dict[str, Any]:
+    """The schedule columns' values (all NULL for None)."""
+    return {
+        column.name: None if schedule is None else getattr(schedule, field)
+        for field, column in zip(_SCHEDULE_FIELDS, _SCHEDULE_COLUMNS, strict=True)
+    } | ({} if schedule is None else {"schedule_kind": schedule.kind.value})
 
 
 def _one_device(
@@ -543,6 +579,19 @@ def _mark_all_offline(conn: Connection, now: float) -> int:
         .values(status=DeviceStatus.OFFLINE.value, status_since=now)
     )
     return conn.execute(stmt).rowcount
+
+
+def _set_schedule(conn: Connection, fingerprint: str, schedule: Schedule | None) -> Device:
+    stmt = (
+        update(devices)
+        .where(devices.c.fingerprint == fingerprint)
+        .values(**_schedule_values(schedule))
+        .returning(*_DEVICE_COLUMNS)
+    )
+    device = _one_device(conn, stmt)
+    if device is None:
+        raise NotFound(f"no device has fingerprint {fingerprint}")
+    return device
 
 
 def _append(conn: Connection, table: Table, values: dict[str, Any]) -> int:
