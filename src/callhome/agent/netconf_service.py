@@ -125,6 +125,22 @@ def _in_base(el: etree._Element) -> bool:
     return isinstance(el.tag, str) and el.tag.startswith(f"{{{NETCONF_BASE_NS}}}")
 
 
+def is_liveness_probe(operation: etree._Element) -> bool:
+    """True for a ``<get>`` whose only child is an empty subtree filter: it selects nothing.
+
+    The manager sends it to learn that a TLS call-home connection is alive (TLS has no
+    keepalive of its own); it is not use of the connection, so it does not keep a periodic
+    connection from idling out.
+    """
+    if not _in_base(operation) or _local(str(operation.tag)) != "get":
+        return False
+    children = _child_elements(operation)
+    if len(children) != 1 or children[0].tag != f"{{{NETCONF_BASE_NS}}}filter":
+        return False
+    only = children[0]
+    return only.get("type", "subtree") == "subtree" and not len(only) and not _text(only)
+
+
 class NetconfService:
     """Dispatches NETCONF operations to a ``Datastore`` and keeps the agent's sessions."""
 
@@ -309,7 +325,8 @@ class NetconfService:
         """
         if session_id not in self._sessions:
             raise LocalProtocolError(f"session {session_id} is not open")
-        self.last_rpc = time.monotonic()
+        if not is_liveness_probe(operation):
+            self.last_rpc = time.monotonic()
         tag = operation.tag if isinstance(operation.tag, str) else ""
         if self.access is not None and tag == CREATE_SUBSCRIPTION:
             self.access.authorize_rpc(self._principals.get(session_id), session_id, operation)

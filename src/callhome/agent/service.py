@@ -313,15 +313,23 @@ class Agent:
             log.info("session %d closed; hanging up until the next period", session_id)
             self._soon(CLOSE_GRACE, conn.abort)
 
+    def _last_activity(self) -> float:
+        """``time.monotonic()`` when a manager last used the device: a NETCONF operation, an
+        SNMP request served or an SNMP notification sent, whichever came last."""
+        if self.snmp is None:
+            return self.netconf.last_rpc
+        return max(self.netconf.last_rpc, self.snmp.last_activity)
+
     async def _watch_idle(self, conn: CallHomeConnection) -> None:
-        """Drop ``conn`` when a periodic schedule's idle-timeout passes without an rpc."""
-        self.netconf.last_rpc = time.monotonic()
+        """Drop ``conn`` when a periodic schedule's idle-timeout passes without activity (an
+        rpc, or SNMP: see :meth:`_last_activity`)."""
+        self.netconf.last_rpc = time.monotonic()  # the connection itself counts
         while True:
             self._replan.clear()
             kind = self.schedule.kind
             remaining: float | None = None
             if isinstance(kind, Periodic) and kind.idle_timeout > 0:
-                remaining = self.netconf.last_rpc + kind.idle_timeout - time.monotonic()
+                remaining = self._last_activity() + kind.idle_timeout - time.monotonic()
                 if remaining <= 0:
                     log.info("no rpc for %gs; hanging up until the next period", kind.idle_timeout)
                     self._session_done = True

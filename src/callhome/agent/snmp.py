@@ -84,6 +84,11 @@ def _engine_get_only(pdu: Pdu) -> bool:
     return pdu.type is PduType.GET and all(_within(vb.oid, (SNMP_ENGINE,)) for vb in pdu.varbinds)
 
 
+def _is_discovery(message: Message) -> bool:
+    """RFC 5343 engine discovery (what a manager sends first, and as a keepalive)."""
+    return message.context_engine_id == LOCAL_ENGINE_ID and _engine_get_only(message.pdu)
+
+
 def _within(oid: Oid, subtrees: Iterable[Oid]) -> bool:
     return any(oid[: len(s)] == s for s in subtrees)
 
@@ -161,6 +166,11 @@ class SnmpAgent:
         self.unknown_contexts = 0
         self.sink: NotificationSink | None = None
         """Told of channels and Responses; set by the notification originator."""
+        self.last_activity = time.monotonic()
+        """``time.monotonic()`` when a manager's last message (a request, or a Response to an
+        Inform) arrived or a notification last went out, on any channel. RFC 5343 discovery,
+        which a manager also sends as a keepalive, is not activity. A periodic schedule's
+        idle-timeout counts from it, as from ``NetconfService.last_rpc``."""
         self._register_engine()
 
     def uptime(self) -> int:
@@ -385,6 +395,8 @@ class SnmpResponderChannel:
         try:
             self._stream.receive_data(data)
             while (message := self._stream.next_message()) is not None:
+                if not _is_discovery(message):
+                    self._agent.last_activity = time.monotonic()
                 sink = self._agent.sink
                 if message.pdu.type is PduType.RESPONSE and sink is not None:
                     sink.response_received(self, message)
@@ -408,6 +420,7 @@ class SnmpResponderChannel:
             self._write(data)
         except OSError as exc:
             raise SessionClosed(f"the snmp channel failed: {exc}") from None
+        self._agent.last_activity = time.monotonic()
 
     def feed_eof(self) -> None:
         self._shut()

@@ -31,6 +31,7 @@ from callhome.net.channels import (
     open_session_channel,
     open_tcp_channel,
 )
+from callhome.net.guard import Handshake, HandshakeGuard
 from callhome.net.keys import identity_of
 from callhome.net.netconf import (
     ClientFeed,
@@ -120,21 +121,15 @@ class _ManagerSshClient(asyncssh.SSHClient):
         self.key_offered = False
         self.session: DeviceSession | None = None
         self.authenticated = False
-        self._timer: asyncio.TimerHandle | None = None
+        self._handshake: Handshake | None = None  # counted until SSH authentication
 
     def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
         self.conn = conn
         self.address = _address(conn)
-        listener = self._listener
-        listener.unauthenticated += 1
-        if listener.unauthenticated > listener.settings.max_unauthenticated:
+        self._handshake = self._listener.guard.begin(self.address, self._handshake_timeout)
+        if self._handshake.over_limit:
             self.refused = True
-            log.warning("too many handshakes in progress; dropping %s", self.address)
             conn.abort()
-            return
-        self._timer = asyncio.get_running_loop().call_later(
-            listener.settings.handshake_timeout, self._handshake_timeout
-        )
 
     def _handshake_timeout(self) -> None:
         if self.session is None and self.conn is not None:
@@ -165,13 +160,12 @@ class _ManagerSshClient(asyncssh.SSHClient):
 
     def auth_completed(self) -> None:
         self.authenticated = True
-        self._listener.unauthenticated -= 1
+        if self._handshake is not None:
+            self._handshake.settle()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if not self.authenticated:
-            self._listener.unauthenticated -= 1
+        if self._handshake is not None:
+            self._handshake.end()
         reason = str(exc) if exc else "connection closed"
         if self.session is not None:
             self.session.netconf.feed_eof(reason)
@@ -181,9 +175,8 @@ class _ManagerSshClient(asyncssh.SSHClient):
             self._listener.admission.handshake_failed(self.address, self.identity, reason)
 
     def handshake_done(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._handshake is not None:
+            self._handshake.stop_timer()
 
 
 class _SshChannels:
@@ -239,7 +232,7 @@ class ReverseSshListener:
     def __init__(self, admission: Admission, settings: ManagerSshSettings) -> None:
         self.admission = admission
         self.settings = settings
-        self.unauthenticated = 0
+        self.guard = HandshakeGuard(settings, log)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._acceptors: list[asyncssh.SSHAcceptor] = []
         self._options = asyncssh.SSHClientConnectionOptions(

@@ -50,6 +50,7 @@ from cryptography import x509
 from callhome.config import CertToNameRule, KeepaliveConfig, ManagerConfig
 from callhome.errors import AuthError, ConfigError, ProtocolError, SessionClosed
 from callhome.identity import Identity
+from callhome.net.guard import Handshake, HandshakeGuard
 from callhome.net.netconf import NetconfClient, NetconfHandler, NetconfServerDriver, Principal
 from callhome.net.pki import (
     CertPolicy,
@@ -254,6 +255,7 @@ class AcceptedConnection(asyncio.Protocol):
         self.session: DeviceSession | None = None
         self.last_received = time.monotonic()
         self.done = False  # a failure has been reported, or the session exists
+        self.handshake: Handshake | None = None  # counted until done
         self._early: list[bytes] = []
         self._lost = False
 
@@ -264,9 +266,9 @@ class AcceptedConnection(asyncio.Protocol):
         self.address = _address(transport)
         listener = self._listener
         set_tcp_keepalive(transport.get_extra_info("socket"), listener.settings.keepalive)
-        listener.unauthenticated += 1
-        if listener.unauthenticated > listener.settings.max_unauthenticated:
-            log.warning("too many handshakes in progress; dropping %s", self.address)
+        # no timer: establish() bounds the whole handshake, being one task
+        self.handshake = listener.guard.begin(self.address)
+        if self.handshake.over_limit:
             self.fail("too many handshakes in progress", report=False)
             return
         listener.spawn(listener.establish(self))
@@ -313,7 +315,8 @@ class AcceptedConnection(asyncio.Protocol):
         """The connection will not become a session: say why once, and cut it."""
         if not self.done:
             self.done = True
-            self._listener.unauthenticated -= 1
+            if self.handshake is not None:
+                self.handshake.settle()
             if report:
                 self._listener.admission.handshake_failed(
                     self.address, self.identity, reason, auth=auth
@@ -341,7 +344,7 @@ class ReverseTlsListener:
     def __init__(self, admission: Admission, settings: ManagerTlsSettings) -> None:
         self.admission = admission
         self.settings = settings
-        self.unauthenticated = 0
+        self.guard = HandshakeGuard(settings, log)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._servers: list[asyncio.Server] = []
 
@@ -381,7 +384,8 @@ class ReverseTlsListener:
             return
         conn.session = session
         conn.done = True
-        self.unauthenticated -= 1
+        if conn.handshake is not None:
+            conn.handshake.settle()
         await self.admission.session_ready(session)
         if settings.probe and not session.closed.is_set():
             self.spawn(self._probe(conn, session))

@@ -27,6 +27,7 @@ import asyncssh
 from callhome.config import KeepaliveConfig, SshAlgorithms
 from callhome.errors import SessionClosed
 from callhome.identity import Identity
+from callhome.net.guard import Handshake, HandshakeGuard
 from callhome.net.keys import identity_of
 from callhome.net.netconf import (
     ClientFeed,
@@ -104,22 +105,16 @@ class _TurnServer(asyncssh.SSHServer):
         self.refused = False  # a refusal already reported (or to be kept quiet)
         self.channel: _TurnChannel | None = None
         self.session: DeviceSession | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._handshake: Handshake | None = None  # counted until SSH authentication
 
     # -- connection and authentication -----------------------------------------------------
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
         self.address = _address(conn)
-        listener = self._listener
-        listener.unauthenticated += 1
-        if listener.unauthenticated > listener.settings.max_unauthenticated:
+        self._handshake = self._listener.guard.begin(self.address, self._handshake_timeout)
+        if self._handshake.over_limit:
             self.refused = True
-            log.warning("too many handshakes in progress; dropping %s", self.address)
             conn.abort()
-            return
-        self._timer = asyncio.get_running_loop().call_later(
-            listener.settings.handshake_timeout, self._handshake_timeout
-        )
 
     def _handshake_timeout(self) -> None:
         if self.session is None and self.conn is not None:
@@ -154,7 +149,8 @@ class _TurnServer(asyncssh.SSHServer):
 
     def auth_completed(self) -> None:
         self.authenticated = True
-        self._listener.unauthenticated -= 1
+        if self._handshake is not None:
+            self._handshake.settle()
         identity = self.identity
         assert identity is not None
         self.admitted = self._listener.admission.admit(identity, self.address) is not None
@@ -162,10 +158,8 @@ class _TurnServer(asyncssh.SSHServer):
             self.refused = True  # admit() has recorded why
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if not self.authenticated and self.conn is not None:
-            self._listener.unauthenticated -= 1
+        if self._handshake is not None:
+            self._handshake.end()
         reason = str(exc) if exc else "connection closed"
         if self.session is not None:
             self.session.netconf.feed_eof(reason)
@@ -224,9 +218,8 @@ class _TurnServer(asyncssh.SSHServer):
             return
         if self.refused:
             return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._handshake is not None:
+            self._handshake.stop_timer()
         self.session = DeviceSession(
             identity=self.identity,
             orientation=Orientation.TURN,
@@ -243,7 +236,7 @@ class TurnListener:
     def __init__(self, admission: Admission, settings: ManagerTurnSettings) -> None:
         self.admission = admission
         self.settings = settings
-        self.unauthenticated = 0
+        self.guard = HandshakeGuard(settings, log)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._acceptors: list[asyncssh.SSHAcceptor] = []
         self._options = asyncssh.SSHServerConnectionOptions(

@@ -324,3 +324,23 @@ def test_errors_from_the_datastore_pass_through(service: NetconfService) -> None
     )
     assert err.tag is ErrorTag.DATA_EXISTS
     assert err.path == "/top/mtu"
+
+
+def test_the_managers_liveness_probe_is_not_activity(service: NetconfService) -> None:
+    session = service.open_session(Killed())
+    service.last_rpc = 0.0
+    probe = service.handle(session, op('<get><filter type="subtree"/></get>'))
+    assert probe is not None and len(probe) == 0  # answered: <data/>, nothing selected
+    assert service.last_rpc == 0.0
+    # anything that selects or asks for something is use of the connection
+    for body in ("<get/>", f'<get><filter type="subtree"><top xmlns="{T}"/></filter></get>'):
+        service.last_rpc = 0.0
+        service.handle(session, op(body))
+        assert service.last_rpc > 0.0
+
+
+def test_the_probe_the_manager_sends_is_recognised() -> None:
+    from callhome.agent.netconf_service import is_liveness_probe
+    from callhome.net.reverse_tls import PROBE
+
+    assert is_liveness_probe(etree.fromstring(PROBE))

@@ -22,6 +22,7 @@ from callhome.proto.snmp import (
     Message,
     MsgFlags,
     PduType,
+    SnmpStream,
     Value,
     ValueType,
     VarBind,
@@ -199,3 +200,23 @@ def test_non_command_pdus_are_dropped(agent):
     message = Message(1, getnext_request(1, [SYS]))
     trap = Message(1, message.pdu.__class__(PduType.TRAP, 1, ()))
     assert agent.process("admin", trap) is None
+
+
+def test_requests_and_notifications_are_activity_but_discovery_is_not(agent):
+    """What a periodic schedule's idle-timeout counts from (``last_activity``)."""
+    stream, written = SnmpStream(), []
+    channel = agent.open_channel("admin", None, "manager", written.append, lambda: None)
+
+    def fed(message: Message) -> bool:
+        agent.last_activity = 0.0
+        channel.feed(stream.send(message))
+        return agent.last_activity > 0.0
+
+    discovery = Message(1, get_request(1, [(1, 3, 6, 1, 6, 3, 10, 2, 1, 1, 0)]), LOCAL_ENGINE_ID)
+    assert not fed(discovery)  # a manager's keepalive keeps nobody busy
+    assert len(written) == 1  # ... though it is answered
+    assert fed(Message(2, get_request(2, [(*SYS, 1, 0)]), ENGINE_ID))
+    assert fed(Message(3, get_request(3, [(1, 3, 6, 1, 6, 3, 10, 2, 1, 1, 0)]), ENGINE_ID))
+    agent.last_activity = 0.0
+    channel.send(Message(4, get_request(4, []), ENGINE_ID))  # as a notification goes out
+    assert agent.last_activity > 0.0

@@ -1,0 +1,239 @@
+"""``manager.toml``: the call-home listeners (reverse-ssh, reverse-tls, SNMP over TLS, turn),
+the HTTP API and its tokens, jobs, terminals and notifications."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from callhome.config.common import (
+    DEFAULT_API_PORT,
+    DEFAULT_SNMP_TLS_PORT,
+    DEFAULT_SSH_PORT,
+    DEFAULT_TLS_PORT,
+    DEFAULT_TURN_PORT,
+    CertToNameRule,
+    KeepaliveConfig,
+    SshAlgorithms,
+    _Model,
+    _TlsCompat,
+)
+
+
+class Credential(_Model):
+    """A key the manager presents to the devices bound to it (RFC 8071 C7: chosen by device key).
+
+    The SSH user name is the manager-wide ``manager.username``.
+    """
+
+    key: Path = Field(description="Private key file (OpenSSH format) of this credential.")
+
+
+class ManagerTlsSection(_TlsCompat):
+    """The reverse-tls listener (RFC 8071 section 4, NETCONF over TLS, RFC 7589). Off unless
+    ``listen`` is set."""
+
+    listen: list[str] = Field(
+        default_factory=list,
+        description=f"host:port pairs to accept reverse-tls call home on (IANA port "
+        f"{DEFAULT_TLS_PORT}); empty: off.",
+    )
+    cert: Path = Field(
+        Path("tls/manager.crt"),
+        description="The manager's client certificate (PEM; chain certificates may follow).",
+    )
+    key: Path = Field(Path("tls/manager.key"), description="Its private key (PEM).")
+    ca: list[Path] = Field(
+        default_factory=list,
+        description="CA certificate files (PEM) that issue device certificates.",
+    )
+    crl: list[Path] = Field(
+        default_factory=list,
+        description="CRL files (PEM or DER) of those CAs; re-read when they change.",
+    )
+    cert_to_name: list[CertToNameRule] = Field(
+        default_factory=list,
+        description="Rules mapping a CA-issued certificate to a device identity "
+        "'x509-name:NAME'; other certificates are known by their fingerprint.",
+    )
+    allow_pinned: bool = Field(
+        True,
+        description="Consider certificates not issued by a configured CA (self-signed ...), "
+        "known by their fingerprint like SSH keys; false: refuse them.",
+    )
+    snmp_listen: list[str] = Field(
+        default_factory=list,
+        description="host:port pairs to accept SNMP over TLS call home on (RFC 6353 TLSTM, "
+        f"device as TLS server; default port {DEFAULT_SNMP_TLS_PORT}); empty: off. The "
+        "certificate, CAs and rules above apply to it as well.",
+    )
+    snmp_security_name: str = Field(
+        "",
+        max_length=32,
+        description="The manager's own securityName for SNMP over TLS (logged with each "
+        "session; the device derives its own from this manager's certificate); default: the "
+        "CN of the manager's certificate.",
+    )
+
+
+class ManagerTurnSection(_Model):
+    """The turn listener (the seed's section 7): an SSH server devices log in to and open
+    the ``netconf-turn`` subsystem on. Off unless ``listen`` is set."""
+
+    listen: list[str] = Field(
+        default_factory=list,
+        description=f"host:port pairs of the turn SSH server (default port {DEFAULT_TURN_PORT}"
+        "); empty: off.",
+    )
+    host_key: Path = Field(
+        Path("turn_host_key"), description="Its SSH host key; generated on first start (0600)."
+    )
+
+
+class ManagerSection(_Model):
+    """The call-home listener."""
+
+    listen: list[str] = Field(
+        default_factory=lambda: [f"0.0.0.0:{DEFAULT_SSH_PORT}", f"[::]:{DEFAULT_SSH_PORT}"],
+        description="host:port pairs to accept reverse-ssh call-home connections on.",
+    )
+    username: str = Field("callhome", description="Default SSH user name toward devices.")
+    key: Path = Field(Path("manager_key"), description="Default SSH private key toward devices.")
+    credentials: dict[str, Credential] = Field(
+        default_factory=dict,
+        description="Named credential sets; a device bound to one uses it instead of the default.",
+    )
+    handshake_timeout: float = Field(
+        20.0, gt=0, description="Seconds an accepted socket may take to finish SSH and hello."
+    )
+    rpc_timeout: float = Field(60.0, gt=0, description="Seconds to wait for a device's reply.")
+    max_message_size: int = Field(
+        16 * 1024 * 1024, ge=4096, description="Largest NETCONF message accepted, in bytes."
+    )
+    max_unauthenticated: int = Field(
+        256, ge=1, description="Connections allowed at once in handshake (flood guard)."
+    )
+    keepalive: KeepaliveConfig = Field(default_factory=KeepaliveConfig)
+    algorithms: SshAlgorithms = Field(default_factory=SshAlgorithms)
+    tls: ManagerTlsSection = Field(default_factory=ManagerTlsSection)
+    turn: ManagerTurnSection = Field(default_factory=ManagerTurnSection)
+
+
+class ApiSection(_Model):
+    """The manager's HTTP API, used by the CLI."""
+
+    listen: str = Field(
+        f"127.0.0.1:{DEFAULT_API_PORT}", description="host:port of the HTTP API (loopback!)."
+    )
+    token_file: Path = Field(
+        Path("api-token"), description="File holding the bearer token (created 0600)."
+    )
+    client_file: Path | None = Field(
+        None,
+        description="If set, the manager writes the API address and token here (0600) for the "
+        "CLI, e.g. ~/.config/callhome/client.toml.",
+    )
+    tokens_file: Path = Field(
+        Path("api-tokens.toml"),
+        description="Further bearer tokens with their rights ([[token]] name, sha256, rights); "
+        "optional. The token in token_file is the admin token and has every right.",
+    )
+
+
+class JobsSection(_Model):
+    """Durable jobs: every operation asked of a device."""
+
+    max_queued_per_device: int = Field(
+        1000, ge=1, description="Queued jobs one device may have; more are refused."
+    )
+    default_expiry: float = Field(
+        7 * 86400.0,
+        ge=0,
+        description="Seconds a job may wait for its device before it expires (0: never).",
+    )
+
+
+class TerminalSection(_Model):
+    """Terminals, commands and forwards opened through the manager."""
+
+    record: str | None = Field(
+        None,
+        description="If set, record each terminal in asciicast v2 format to this path "
+        "template (relative to state_dir); fields {device}, {actor}, {time}, {id}.",
+    )
+    buffer: int = Field(
+        256 * 1024,
+        ge=4096,
+        description="Bytes read from a device channel and not yet sent on to the operator "
+        "before reading that channel pauses (back-pressure).",
+    )
+
+
+Right = Literal["read", "operate", "terminal"]
+
+
+class ApiToken(_Model):
+    """One entry of ``api-tokens.toml``: a named bearer token and what it may do."""
+
+    name: str = Field(min_length=1, description="Who holds it; recorded as token:NAME.")
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the token, in lower-case hex."
+    )
+    rights: list[Right] = Field(
+        default_factory=lambda: list[Right](["read"]),
+        description="read: GET routes; operate: changes and NETCONF jobs; terminal: shell, "
+        "exec and forwards.",
+    )
+
+
+class ApiTokens(_Model):
+    """``api-tokens.toml``: ``[[token]]`` tables."""
+
+    token: list[ApiToken] = Field(default_factory=list)
+
+
+class ManagerNotificationsSection(_Model):
+    """``[notifications]``: NETCONF notifications (RFC 5277) from devices."""
+
+    subscribe: bool = Field(
+        True,
+        description="On every connection of a device that offers :notification, subscribe "
+        "to its NETCONF stream (replaying from the last notification stored for it).",
+    )
+    lookback: float | None = Field(
+        None,
+        ge=0,
+        description="First subscription to a device (none stored yet): replay this many "
+        "seconds of its log; None asks for no replay, only what comes from then on.",
+    )
+    max_content: int = Field(
+        65536,
+        ge=256,
+        description="Largest notification XML stored in an event, in bytes; longer is cut.",
+    )
+
+
+class ManagerConfig(_Model):
+    """``manager.toml``."""
+
+    state_dir: Path = Field(Path("."), description="Folder for keys, database and token.")
+    database: str | None = Field(
+        None,
+        description="SQLAlchemy URL (sqlite:///..., postgresql+asyncpg://...); default: SQLite "
+        "file manager.db in state_dir, driven from a worker thread (the fastest way here).",
+    )
+    manager: ManagerSection = Field(default_factory=ManagerSection)
+    api: ApiSection = Field(default_factory=ApiSection)
+    jobs: JobsSection = Field(default_factory=JobsSection)
+    terminal: TerminalSection = Field(default_factory=TerminalSection)
+    notifications: ManagerNotificationsSection = Field(default_factory=ManagerNotificationsSection)
+
+    def path(self, p: Path) -> Path:
+        """A path from the config, relative to state_dir unless absolute."""
+        return p if p.is_absolute() else self.state_dir / p
+
+    @property
+    def database_url(self) -> str:
+        return self.database or f"sqlite:///{self.path(Path('manager.db'))}"
