@@ -11,8 +11,11 @@ Run ``python bench/bench_snmp.py`` (or ``--quick``). Prints figures, asserts not
   our agent in another (``--role device``: the product's ``Agent`` with a 10,000-row table
   added to its MIB the way a device's own code does), calling home over reverse-ssh; the
   manager's ``DeviceSession.snmp()`` client does the GETs and the walk.
-- **product, SNMP over TLS call home** (RFC 6353, with snmpd calling home through socat, and
-  our agent over TLS): not measured yet, see :func:`measure_through_tls_call_home`.
+- **product, SNMP over TLS call home** (RFC 6353), the real ``Manager`` in this process
+  listening for SNMP over TLS: snmpd made to call home with socat (``TCP:MANAGER
+  TCP:SNMPD``), in turns with the same client straight to the same snmpd; and our agent
+  (``--role device``, the same table) calling home over reverse-tls with ``service = "snmp"``.
+  See :func:`measure_through_tls_call_home`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -263,13 +267,25 @@ def device_main(config: Path, rows: int) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
         print("device ready", flush=True)
+        reporter = asyncio.create_task(report_tls_version(agent))
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        reporter.cancel()
         if agent.connection is not None:
             agent.connection.abort()
 
     asyncio.run(run())
     return 0
+
+
+async def report_tls_version(agent: Any) -> None:
+    """Print ``device TLS VERSION`` once a reverse-tls connection is up (60 s at most)."""
+    for _ in range(1200):
+        version = getattr(agent.connection, "tls_version", None)
+        if version:
+            print(f"device TLS {version}", flush=True)
+            return
+        await asyncio.sleep(0.05)
 
 
 def measure_ssh_call_home(tmp: Path, args: argparse.Namespace) -> list[Figure]:
@@ -338,32 +354,205 @@ def measure_ssh_call_home(tmp: Path, args: argparse.Namespace) -> list[Figure]:
 
 
 # --------------------------------------------------------------------------------------
-# Product: SNMP over TLS call home (RFC 6353) -- to come
+# Product: SNMP over TLS call home (RFC 6353): snmpd through socat, and our agent
 # --------------------------------------------------------------------------------------
+
+AGENT_SNMP_TLS = """
+[snmp]
+enabled = true
+sys_descr = "bench device"
+interfaces = false
+
+[[snmp.users]]
+name = "callhome"
+read = ["1.3.6.1"]
+
+[[snmp.cert_to_name]]
+fingerprint = "{manager}"
+map_type = "specified"
+name = "callhome"
+"""
+TLS_AGENT_NAME = "bench-agent"
+"""The DNS name of our agent's certificate, hence its identity x509-name:bench-agent."""
 
 
 def measure_through_tls_call_home(tmp: Path, args: argparse.Namespace) -> list[Figure]:
-    """The figures through SNMP-over-TLS call home, once the product has it.
+    """GET and GETBULK walk through SNMP-over-TLS call home, in one in-process ``Manager``
+    (SQLite store, ``[manager.tls] snmp_listen`` on 127.0.0.1:0, TLS 1.0 and SECLEVEL 0
+    allowed for snmpd, devices mapped by their DNS name and pre-approved):
 
-    To be measured here, with the same GET and walk loops as above:
-
-    - our manager walking the same snmpd through the call-home path: snmpd "calls home"
-      with ``netsnmp.snmpd_calls_home(manager_snmp_tls_port, snmpd.port)`` (socat dials the
-      manager's SNMP-over-TLS listener and splices it to snmpd; snmpd stays TLS server, so
-      the manager must accept TLS 1.0/SECLEVEL 0 for this peer), the manager maps snmpd's
-      certificate, discovers and walks ``BIG_TABLE_COLUMN``;
-    - our own agent's 10,000-row table (``BENCH_COLUMN``, as in the SSH case) walked
-      through reverse-tls call home, to set beside the SSH figure.
-
-    Until then: one placeholder row per case, saying so.
+    - snmpd calling home: ``socat TCP:MANAGER TCP:SNMPD`` (snmpd stays TLS server); the
+      session's ``SnmpClient`` walks ``BIG_TABLE_COLUMN``. Beside it, measured in turns
+      with it, the same ``SnmpClient`` over a TLS connection of its own straight to the
+      same snmpd: what socat and the call-home session add.
+    - our agent (``--role device``, the SSH case's 10,000-row table) calling home over
+      reverse-tls with ``service = "snmp"`` at its default TLS settings.
     """
-    reps = args.max_repetitions
-    return [
-        Figure("GET", "manager -> snmpd via socat, TLS", note="not yet in the product"),
-        Figure(f"GETBULK walk x{reps}", "manager -> snmpd via socat, TLS", note="not yet"),
-        Figure("GET", "manager -> agent, TLS", note="not yet in the product"),
-        Figure(f"GETBULK walk x{reps}", "manager -> agent, TLS", note="not yet"),
-    ]
+    from netsnmp import (
+        AGENT_NAME,
+        BIG_TABLE_COLUMN,
+        TLS_ALGORITHMS,
+        NetSnmpPki,
+        Snmpd,
+        TlsSnmpConnection,
+        bulkwalk_async,
+        snmpd_calls_home,
+    )
+
+    from callhome.cli.setup import init_agent
+    from callhome.config import CertToNameRule, ManagerConfig, ManagerSection, ManagerTlsSection
+    from callhome.manager.service import Manager
+    from callhome.net import pki
+    from callhome.net.snmp import SnmpClient
+    from callhome.proto.snmp import Oid
+    from callhome.storage import open_store
+    from harness import Proc
+
+    rows, reps = args.rows, args.max_repetitions
+    direct_side, snmpd_side = "client -> same snmpd, TLS", "manager -> snmpd via socat, TLS"
+    agent_side = "manager -> agent, TLS"
+    get_direct = Figure("GET, straight to snmpd (SnmpClient)", direct_side)
+    get_snmpd = Figure("GET, call home (SnmpClient)", snmpd_side)
+    get_agent = Figure("GET, call home (SnmpClient)", agent_side)
+    walk_direct = Figure(f"GETBULK walk x{reps}, straight (SnmpClient)", direct_side)
+    walk_snmpd = Figure(f"GETBULK walk x{reps} (SnmpClient)", snmpd_side)
+    walk_agent = Figure(f"GETBULK walk x{reps} (SnmpClient)", agent_side)
+
+    ca = NetSnmpPki(tmp / "pki")
+    agent_cert = ca.issue("device", TLS_AGENT_NAME)
+    snmpd = Snmpd(tmp / "snmpd", ca, rows=rows).start()
+    assert snmpd.proc is not None
+    snmpd_pid = snmpd.proc.proc.pid
+
+    def config() -> ManagerConfig:
+        ca_file = ca.ca.cert_file
+        tls = ManagerTlsSection(
+            snmp_listen=["127.0.0.1:0"],
+            cert=ca.manager.cert_file,
+            key=ca.manager.key_file,
+            ca=[ca_file],
+            cert_to_name=[
+                CertToNameRule(fingerprint=pki.file_fingerprint(ca_file), map_type="san-dns-name")
+            ],
+            allow_pinned=False,
+            minimum_version="TLSv1",  # snmpd 5.9.3 speaks TLS 1.0 only
+            ciphers=TLS_ALGORITHMS,
+        )
+        return ManagerConfig(state_dir=tmp / "manager", manager=ManagerSection(listen=[], tls=tls))
+
+    def device_files(port: int) -> Path:
+        directory = tmp / "device"
+        init_agent(
+            directory,
+            [f"127.0.0.1:{port}"],
+            [],
+            orientation="reverse-tls",
+            tls_cert=agent_cert.cert_file,
+            tls_key=agent_cert.key_file,
+            manager_ca=[ca.ca.cert_file],
+            manager_fingerprints=[ca.manager.fingerprint],
+        )
+        toml = directory / "agent.toml"
+        text = toml.read_text().replace(
+            'orientation = "reverse-tls"\n', 'orientation = "reverse-tls"\nservice = "snmp"\n'
+        )
+        toml.write_text(text + AGENT_SNMP_TLS.format(manager=ca.manager.fingerprint))
+        return toml
+
+    async def session_of(manager: Manager, identity: str, proc: Proc) -> SnmpClient:
+        deadline = time.monotonic() + 60
+        while identity not in manager.sessions:
+            if time.monotonic() > deadline or proc.proc.poll() is not None:
+                raise RuntimeError(f"{identity} did not call home:\n{proc.output()}")
+            await asyncio.sleep(0.05)
+        return await manager.sessions[identity].snmp()
+
+    async def walk(fig: Figure, client: SnmpClient, root: Oid) -> None:
+        check_count(fig, await bulkwalk_async(client, root, reps), rows)
+
+    async def run() -> None:
+        cfg = config()
+        manager = Manager(cfg, open_store(cfg.database_url))
+        [port] = await manager.start()
+        snmpd_id, agent_id = pki.MAPPED_PREFIX + AGENT_NAME, pki.MAPPED_PREFIX + TLS_AGENT_NAME
+        await manager.approve(snmpd_id, "snmpd", "bench")  # as `callhome approve` does
+        await manager.approve(agent_id, "agent", "bench")
+        socat = snmpd_calls_home(port, snmpd.port)
+        device: Proc | None = None
+        direct: TlsSnmpConnection | None = None
+        try:
+            # snmpd through socat, in turns with the same client straight to snmpd
+            via = await session_of(manager, snmpd_id, socat)
+            direct = await TlsSnmpConnection.open(snmpd.port, ca.manager, ca.ca.cert_file)
+            await direct.client.discover()
+
+            def get(client: SnmpClient) -> Callable[[], Awaitable[object]]:
+                return lambda: client.get([SYS_DESCR])
+
+            def walk_of(fig: Figure, client: SnmpClient) -> Callable[[], Awaitable[None]]:
+                return lambda: walk(fig, client, BIG_TABLE_COLUMN)
+
+            for client in (direct.client, via):
+                await timed_async(Figure("", ""), args.warmup, get(client))
+            # in blocks, taking turns, so that both see the same neighbours
+            socat_get = socat_walk = 0.0
+            block = max(1, min(100, args.gets // 4))
+            for done in range(0, args.gets, block):
+                count = min(block, args.gets - done)
+                await timed_async(get_direct, count, get(direct.client), snmpd_pid)
+                s0 = proc_cpu(socat.proc.pid)
+                await timed_async(get_snmpd, count, get(via), snmpd_pid)
+                socat_get += proc_cpu(socat.proc.pid) - s0
+            get_snmpd.note = f"socat CPU {fmt_time(socat_get / args.gets)}/GET"
+            for fig, client in ((walk_direct, direct.client), (walk_snmpd, via)):
+                await walk_of(fig, client)()  # unmeasured: snmpd runs its extend command
+            for _ in range(args.walks):
+                await timed_async(walk_direct, 1, walk_of(walk_direct, direct.client), snmpd_pid)
+                s0 = proc_cpu(socat.proc.pid)
+                await timed_async(walk_snmpd, 1, walk_of(walk_snmpd, via), snmpd_pid)
+                socat_walk += proc_cpu(socat.proc.pid) - s0
+            if not walk_snmpd.note:
+                walk_snmpd.note = f"socat CPU {fmt_time(socat_walk / max(1, args.walks))}/walk"
+
+            # our agent over reverse-tls, service snmp
+            device = Proc(
+                [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--role",
+                    "device",
+                    "--config",
+                    str(device_files(port)),
+                    "--rows",
+                    str(rows),
+                ],
+                name="device",
+            )
+            ours = await session_of(manager, agent_id, device)
+            pid = device.proc.pid
+            await timed_async(Figure("", ""), args.warmup, get(ours))
+            await timed_async(get_agent, args.gets, get(ours), pid)
+            await bulkwalk_async(ours, BENCH_COLUMN, reps)  # unmeasured: the table is built
+            for _ in range(args.walks):
+                await timed_async(walk_agent, 1, lambda: walk(walk_agent, ours, BENCH_COLUMN), pid)
+            version = next(
+                (ln.split()[-1] for ln in device.lines if ln.startswith("device TLS ")), "?"
+            )
+            get_agent.note = f"{version}, the agent's default TLS settings"
+        finally:
+            if direct is not None:
+                await direct.close()
+            if device is not None:
+                device.stop()
+            socat.stop()
+            await manager.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        snmpd.stop()
+    get_direct.note = "TLSv1, all snmpd 5.9.3 speaks"
+    return [get_direct, get_snmpd, get_agent, walk_direct, walk_snmpd, walk_agent]
 
 
 # --------------------------------------------------------------------------------------
@@ -401,7 +590,7 @@ def header(args: argparse.Namespace) -> None:
 
 def table(figures: list[Figure]) -> None:
     print(
-        f"{'case':<44} {'path':<28} {'median':>10} {'p99/max':>10} {'CPU client':>10} "
+        f"{'case':<44} {'path':<32} {'median':>10} {'p99/max':>10} {'CPU client':>10} "
         f"{'CPU agent':>10}  note"
     )
     for f in figures:
@@ -409,7 +598,7 @@ def table(figures: list[Figure]) -> None:
         peer = fmt_time(statistics.median(f.peer_cpu)) if f.peer_cpu else "-"
         spread = fmt_time(f.p99()) if len(f.wall) >= 20 else fmt_time(max(f.wall, default=nan()))
         print(
-            f"{f.label:<44} {f.side:<28} {fmt_time(f.median()):>10} {spread:>10} {cpu:>10} "
+            f"{f.label:<44} {f.side:<32} {fmt_time(f.median()):>10} {spread:>10} {cpu:>10} "
             f"{peer:>10}  {f.note}"
         )
 
@@ -436,6 +625,13 @@ def ratios(figures: list[Figure]) -> None:
         ("GETBULK", "manager -> agent, SSH", "GETBULK walk", "manager's client -> snmpd"),
         ("GET", "manager -> agent, SSH", "snmpget", "Net-SNMP -> snmpd"),
         ("GETBULK", "manager -> agent, SSH", "snmpbulkwalk", "Net-SNMP -> snmpd"),
+        # SNMP over TLS call home (RFC 6353)
+        ("GET,", "manager -> snmpd via socat, TLS", "GET,", "client -> same snmpd, TLS"),
+        ("GETBULK", "manager -> snmpd via socat, TLS", "GETBULK", "client -> same snmpd, TLS"),
+        ("GET,", "manager -> agent, TLS", "GET,", "manager -> agent, SSH"),
+        ("GETBULK", "manager -> agent, TLS", "GETBULK", "manager -> agent, SSH"),
+        ("GET,", "manager -> agent, TLS", "GET,", "client -> same snmpd, TLS"),
+        ("GETBULK", "manager -> agent, TLS", "GETBULK", "client -> same snmpd, TLS"),
     ]
     print()
     for p_label, p_side, b_label, b_side in pairs:

@@ -167,6 +167,7 @@ class Snmpd:
     ``users`` maps a securityName to ``"ro"`` or ``"rw"`` (rouser/rwuser, TSM, authPriv);
     ``cert_names`` maps a client certificate to its securityName (certSecName --sn).
     snmpd serves a table of ``rows`` lines (``BIG_TABLE_COLUMN``), through ``extend``.
+    ``identity``: snmpd's own certificate (default ``ca.agent``, DNS name ``snmpd-agent``).
     """
 
     def __init__(
@@ -179,10 +180,12 @@ class Snmpd:
         cert_names: Sequence[tuple[pki.Issued, str]] | None = None,
         sys_descr: str = "Net-SNMP under test",
         extra_config: str = "",
+        identity: pki.Issued | None = None,
     ) -> None:
         self.directory = directory
         self.pki = ca
-        self.conf = install_tls(directory / "conf", [ca.agent], [ca.ca.cert_file])
+        self.identity = identity or ca.agent
+        self.conf = install_tls(directory / "conf", [self.identity], [ca.ca.cert_file])
         self.persistent = directory / "persistent"
         self.persistent.mkdir(parents=True, exist_ok=True, mode=0o700)
         table = directory / "bigtable.txt"
@@ -191,7 +194,7 @@ class Snmpd:
         if cert_names is None:
             cert_names = [(ca.manager, "manager"), (ca.reader, "reader")]
         lines = [
-            f"[snmp] localCert {AGENT_NAME}",
+            f"[snmp] localCert {self.identity.cert_file.stem}",
             f"[snmp] trustCert {ca.ca.cert_file.stem}",  # tls/ca-certs/ca.crt
             f"[snmp] tlsAlgorithms {TLS_ALGORITHMS}",
         ]
@@ -419,7 +422,18 @@ def listen_splice(call_home_port: int, local_port: int, socat: str = "socat") ->
         ],
         name="socat splice",
     )
-    wait_until(lambda: listening(call_home_port) or proc.proc.poll() is not None, 10)
+    # once a device has called, socat stops listening there and listens on local_port: a
+    # device that redials often may be accepted between two looks at the first port
+    try:
+        wait_until(
+            lambda: (
+                listening(call_home_port) or listening(local_port) or proc.proc.poll() is not None
+            ),
+            10,
+        )
+    except BaseException:
+        proc.stop()  # not left listening after a failed test
+        raise
     return proc
 
 
