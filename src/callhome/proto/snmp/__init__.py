@@ -6,6 +6,7 @@
 discovery. BER encoding is pysnmp's and pyasn1's.
 """
 
+from callhome.proto.snmp.codec import decode_message, encode_message
 from callhome.proto.snmp.messages import (
     AUTH_PRIV,
     LOCAL_ENGINE_ID,
@@ -18,9 +19,7 @@ from callhome.proto.snmp.messages import (
     MsgFlags,
     Pdu,
     PduType,
-    decode_message,
     discovery_message,
-    encode_message,
     get_request,
     getbulk_request,
     getnext_request,

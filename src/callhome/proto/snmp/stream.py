@@ -10,13 +10,8 @@ every later call raises again. The caller closes the channel.
 from __future__ import annotations
 
 from callhome.errors import LocalProtocolError, RemoteProtocolError
-from callhome.proto.snmp.messages import (
-    SNMP_VERSION_3,
-    TSM_SECURITY_MODEL,
-    Message,
-    decode_message,
-    encode_message,
-)
+from callhome.proto.snmp.codec import decode_message, encode_message
+from callhome.proto.snmp.messages import SNMP_VERSION_3, TSM_SECURITY_MODEL, Message
 
 DEFAULT_MAX_MESSAGE_SIZE = 65535
 """Largest message accepted, in bytes, unless the caller chooses otherwise."""
