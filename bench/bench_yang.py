@@ -1,59 +1,107 @@
 """How long YANG validation takes on a device's configuration: prints figures, asserts nothing.
 
-.venv/bin/python bench/bench_yang.py [ENTRIES]
+.venv/bin/python bench/bench_yang.py [ENTRIES ...]     (default: 1000)
+
+For each count of list entries: one whole check (``YangModules.validate``); an edit of one
+modeled leaf (validated); an edit of a schemaless subtree beside the modeled data, as the
+datastore runs it (the modeled data is unchanged, so the check is skipped) and as it ran
+before that skip (checked all the same); and what deciding to skip costs
+(``YangModules.same_modeled`` on two equal trees). Each figure is the median of ``RUNS``.
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from lxml import etree
 
 from callhome.agent.datastore import NETCONF_BASE_NS, Datastore
 from callhome.agent.yang import YangModules
+from callhome.errors import RpcErrorInfo
 
 YANG_DIR = Path(__file__).parent.parent / "tests" / "unit" / "agent" / "yang"
 EXD = "urn:example:device"
+OTHER = "urn:example:other"
+RUNS = 9
 
 
-def main() -> None:
-    entries = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    start = time.perf_counter()
-    yang = YangModules([YANG_DIR], search_path=[YANG_DIR / "lib"])
-    print(f"schema built once at start: {(time.perf_counter() - start) * 1000:.1f} ms")
+class AlwaysCheck:
+    """The modules, with the skip turned off: every change is checked (the old behaviour)."""
+
+    def __init__(self, yang: YangModules) -> None:
+        self._yang = yang
+
+    def validate(self, root: etree._Element) -> list[RpcErrorInfo]:
+        return self._yang.validate(root)
+
+    def same_modeled(self, before: etree._Element, after: etree._Element) -> bool:
+        return False
+
+
+def median_ms(action: Callable[[int], object]) -> float:
+    times = []
+    for n in range(RUNS):
+        start = time.perf_counter()
+        action(n)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def config(body: str) -> etree._Element:
+    return etree.fromstring(f'<config xmlns="{NETCONF_BASE_NS}">{body}</config>')
+
+
+def modeled_edit(n: int) -> etree._Element:
+    return config(
+        f'<interfaces xmlns="{EXD}"><interface><name>eth0</name>'
+        f"<description>changed {n}</description></interface></interfaces>"
+    )
+
+
+def schemaless_edit(n: int) -> etree._Element:
+    return config(f'<notes xmlns="{OTHER}"><note>edit {n}</note></notes>')
+
+
+def measure(yang: YangModules, entries: int) -> None:
     rows = "".join(
         f"<interface><name>eth{i}</name><type>ethernet</type><description>port {i}</description>"
         f"<vlan>{2 + i % 4000}</vlan></interface>"
         for i in range(entries)
     )
-    config = etree.fromstring(
-        f'<config xmlns="{NETCONF_BASE_NS}"><interfaces xmlns="{EXD}">{rows}</interfaces></config>'
-    )
-    datastore = Datastore(list_keys=yang.list_keys, defaults=yang.defaults, schema=yang)
-    datastore.edit_config("running", config)
-    root = datastore.read()
-    runs = 10
-    start = time.perf_counter()
-    for _ in range(runs):
+    initial = config(f'<interfaces xmlns="{EXD}">{rows}</interfaces>')
+    skipping = Datastore(list_keys=yang.list_keys, defaults=yang.defaults, schema=yang)
+    always = Datastore(list_keys=yang.list_keys, defaults=yang.defaults, schema=AlwaysCheck(yang))
+    for datastore in (skipping, always):
+        datastore.edit_config("running", initial)
+    root = skipping.read()
+    twin = skipping.read()
+
+    def check(_n: int) -> None:
         assert not yang.validate(root)
-    per_check = (time.perf_counter() - start) / runs
-    print(f"validate {entries} list entries: {per_check * 1000:.1f} ms")
 
-    def small(n: int) -> etree._Element:
-        return etree.fromstring(
-            f'<config xmlns="{NETCONF_BASE_NS}"><interfaces xmlns="{EXD}"><interface>'
-            f"<name>eth0</name><description>changed {n}</description></interface></interfaces>"
-            "</config>"
-        )
+    print(f"{entries} list entries:")
+    print(f"  validate the whole configuration          {median_ms(check):8.1f} ms")
+    edit_ms = median_ms(lambda n: skipping.edit_config("running", modeled_edit(n)))
+    print(f"  edit-config of one modeled leaf           {edit_ms:8.1f} ms")
+    skip_ms = median_ms(lambda n: skipping.edit_config("running", schemaless_edit(n)))
+    print(f"  edit-config of schemaless data, skipped   {skip_ms:8.1f} ms")
+    full_ms = median_ms(lambda n: always.edit_config("running", schemaless_edit(n)))
+    print(f"  the same, checked all the same (before)   {full_ms:8.1f} ms")
+    same_ms = median_ms(lambda _n: yang.same_modeled(root, twin))
+    print(f"  same_modeled on two equal trees           {same_ms:8.1f} ms")
 
+
+def main() -> None:
+    counts = [int(a) for a in sys.argv[1:]] or [1000]
     start = time.perf_counter()
-    for n in range(runs):
-        datastore.edit_config("running", small(n))
-    per_edit = (time.perf_counter() - start) / runs
-    print(f"edit-config of one leaf among {entries} entries (validation included): ")
-    print(f"  {per_edit * 1000:.1f} ms")
+    yang = YangModules([YANG_DIR], search_path=[YANG_DIR / "lib"])
+    print(f"schema built once at start: {(time.perf_counter() - start) * 1000:.1f} ms")
+    for entries in counts:
+        measure(yang, entries)
 
 
 if __name__ == "__main__":

@@ -164,7 +164,8 @@ class Datastore:
     value (see ``callhome.agent.defaults``). ``clock`` and ``schedule`` are the confirmed
     commit's time (see ``callhome.agent.confirm``). ``schema`` (the device's YANG modules,
     ``callhome.agent.yang``) validates every new content wherever the list structure is
-    checked (see ``callhome.agent.validate``).
+    checked, unless its modeled data is the same as that of the content it replaces (see
+    ``callhome.agent.validate``).
     """
 
     def __init__(
@@ -383,7 +384,7 @@ class Datastore:
             except EditFailed as exc:
                 raise RpcError([exc.info]) from None
             if edit.changed and test_option != "set":
-                problems = self._checker.check_touched(edit.root, edit.touched)
+                problems = self._checker.check_touched(edit.root, edit.touched, store.root)
                 if problems:
                     raise RpcError([*edit.errors, *problems])
             if edit.changed and test_option != "test-only":
@@ -421,7 +422,8 @@ class Datastore:
                     bad_element="target",
                 )
             self._check_writable(store, session_id)
-            problems = self._checker.check_tree(root)
+            exists = target != "startup" or self._startup_exists
+            problems = self._checker.check_tree(root, store.root if exists else None)
             if problems:
                 raise RpcError(problems)
             self._install(target, root, size, session_id, "copy-config", _WHOLE)
@@ -493,7 +495,7 @@ class Datastore:
             self._check_writable(candidate, session_id)
             changed = candidate.root is not running.root
             if changed:
-                problems = self._checker.check_tree(candidate.root)
+                problems = self._checker.check_tree(candidate.root, running.root)
                 if problems:
                     raise RpcError(problems)
             starting = confirmed and confirm.pending is None

@@ -14,7 +14,12 @@ was checked when the XML was parsed.
 
 With YANG modules (``callhome.agent.yang``), the checker is also given a ``SchemaValidator``:
 once the structure checks pass, it checks the whole resulting tree against the modules (the
-subtrees in their namespaces; the others stay schemaless), whatever part of it changed.
+subtrees in their namespaces; the others stay schemaless). When the caller gives the tree the
+change started from (``before``) and the modeled subtrees are the same in both, the schema
+check is skipped: its result depends on them alone, and the change did not touch them (an
+edit of schemaless data only). When they differ, all of them are checked, not only those that
+changed: a leafref, must or when in one top-level subtree may point into another, so a change
+in one can break another.
 
 The checks run on ``validate``, on ``commit`` (the candidate), on ``copy-config`` (the new
 content) and, for edit-config with test-option ``test-then-set`` or ``test-only``, on what the
@@ -57,6 +62,11 @@ class SchemaValidator(Protocol):
         """The problems of the ``<data>`` tree ``root``; [] if none."""
         ...
 
+    def same_modeled(self, before: etree._Element, after: etree._Element) -> bool:
+        """Whether ``validate`` is sure to find the same in both trees: True only if what it
+        looks at (the modeled subtrees) is equal in both."""
+        ...
+
 
 def _error(
     tag: ErrorTag,
@@ -87,20 +97,27 @@ class Checker:
         self._list_keys = list_keys
         self._schema = schema
 
-    def check_tree(self, root: etree._Element) -> list[RpcErrorInfo]:
-        """Every problem in the whole tree below ``root`` (a ``<data>`` element)."""
+    def check_tree(
+        self, root: etree._Element, before: etree._Element | None = None
+    ) -> list[RpcErrorInfo]:
+        """Every problem in the whole tree below ``root`` (a ``<data>`` element); the schema
+        check is skipped if ``before`` (the tree it replaces) has the same modeled data."""
         errors: list[RpcErrorInfo] = []
         checked: set[etree._Element] = set()
         self._deep(root, errors, checked)
-        if not errors and self._schema is not None:
-            errors.extend(self._schema.validate(root))
+        if not errors:
+            errors.extend(self._schema_problems(root, before))
         return errors
 
     def check_touched(
-        self, root: etree._Element, touched: Mapping[etree._Element, bool]
+        self,
+        root: etree._Element,
+        touched: Mapping[etree._Element, bool],
+        before: etree._Element | None = None,
     ) -> list[RpcErrorInfo]:
         """The problems an edit may have caused: in new subtrees (``True``), and around the
-        elements whose children changed (``False``), of those still in ``root``'s tree."""
+        elements whose children changed (``False``), of those still in ``root``'s tree; the
+        schema check as in ``check_tree``, ``before`` being the tree the edit started from."""
         errors: list[RpcErrorInfo] = []
         checked: set[etree._Element] = set()
         for el, deep in sorted(touched.items(), key=lambda item: not item[1]):
@@ -111,9 +128,19 @@ class Checker:
             elif el not in checked:
                 checked.add(el)
                 self._shallow(el, errors)
-        if not errors and self._schema is not None:
-            errors.extend(self._schema.validate(root))
+        if not errors:
+            errors.extend(self._schema_problems(root, before))
         return errors
+
+    def _schema_problems(
+        self, root: etree._Element, before: etree._Element | None
+    ) -> list[RpcErrorInfo]:
+        schema = self._schema
+        if schema is None:
+            return []
+        if before is not None and (before is root or schema.same_modeled(before, root)):
+            return []
+        return schema.validate(root)
 
     def _deep(
         self, top: etree._Element, errors: list[RpcErrorInfo], checked: set[etree._Element]

@@ -39,6 +39,9 @@ Validation
     stay schemaless and are not looked at. An empty configuration is checked too, so a module
     with a mandatory top-level node needs it. Problems found are reported as in
     ``callhome.agent.yang_errors``; yangson stops at the first, so one is reported at a time.
+    ``same_modeled(before, after)`` tells whether two trees have the same modeled elements
+    (compared serialised, with the namespaces in scope), so that the datastore can skip the
+    check of a change that left them alone (``callhome.agent.validate``).
 
 Schema facts for the schemaless machinery
     ``list_keys``: each list's key leaves and, as single-instance elements (empty key list),
@@ -51,9 +54,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -448,9 +452,8 @@ class YangModules:
     def validate(self, root: etree._Element) -> list[RpcErrorInfo]:
         """The problems of the modeled part of a datastore's tree (``<data>``); [] if none."""
         work = empty_root()
-        for child in root:
-            if is_element(child) and namespace(child.tag) in self._namespaces:
-                work.append(copy.deepcopy(child))
+        for child in self._modeled(root):
+            work.append(copy.deepcopy(child))
         for el in work.iter():
             if el is work or not is_element(el):
                 continue
@@ -463,6 +466,27 @@ class YangModules:
         if problem is None:
             return []
         return [schema_error(problem, work, self._module_ns, self.list_keys)]
+
+    def same_modeled(self, before: etree._Element, after: etree._Element) -> bool:
+        """Whether the modeled top-level elements of two ``<data>`` trees are equal, in order.
+
+        Each is compared serialised: its text, attributes and every namespace declaration in
+        scope (an identityref's prefix depends on them). Trees that differ only in prefixes or
+        whitespace count as different; that only costs a check.
+        """
+        if before is after:
+            return True
+        pairs = itertools.zip_longest(self._serialised(before), self._serialised(after))
+        return all(old == new for old, new in pairs)  # stops at the first difference
+
+    def _serialised(self, root: etree._Element) -> Iterator[bytes]:
+        for child in self._modeled(root):
+            yield etree.tostring(child, with_tail=False)
+
+    def _modeled(self, root: etree._Element) -> Iterator[etree._Element]:
+        for child in root:
+            if is_element(child) and namespace(child.tag) in self._namespaces:
+                yield child
 
 
 def _declared(module: _Module) -> set[str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,30 @@ from callhome.cli.setup import init_agent, init_manager
 from callhome.config import default_client_file
 
 SAMPLE_CONFIG = """<system xmlns="urn:example:demo"><hostname>{name}</hostname>\
-<location>rack {n}</location></system>"""
+<location>rack {n}</location><ntp-server><address>ntp1.example.net</address></ntp-server>\
+</system>"""
 EXAMPLE_EDIT = '<system xmlns="urn:example:demo"><location>lab</location></system>'
+REFUSED_EDIT = (
+    '<system xmlns="urn:example:demo"><ntp-server><address>ntp2.example.net</address>'
+    "<port>0</port></ntp-server></system>"
+)
+GET_SCHEMA = (
+    '<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring">'
+    "<identifier>callhome-demo</identifier></get-schema>"
+)
+DEMO_MODULE = "callhome-demo@2024-06-01.yang"
+"""The demo devices' YANG module (package data, ``callhome/cli/yang``): the edits above are
+checked against it; the refused one is out of its range."""
+
+
+def _install_module(directory: Path) -> Path:
+    """The demo module, copied out of the package into ``directory/yang`` for the devices."""
+    text = resources.files("callhome.cli").joinpath("yang", DEMO_MODULE).read_text("utf-8")
+    target = directory / "yang" / DEMO_MODULE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.is_file() or target.read_text("utf-8") != text:
+        target.write_text(text, "utf-8")
+    return target
 
 
 def _wait_for(pattern: str, proc: subprocess.Popen[str], timeout: float) -> re.Match[str]:
@@ -42,6 +66,7 @@ def run_demo(directory: Path, devices: int, port: int, api_port: int) -> int:
         f"127.0.0.1:{api_port}",
         client_file,
     )
+    module = _install_module(directory)
     exe = [sys.executable, "-m", "callhome.cli.main"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     manager = subprocess.Popen(
@@ -63,6 +88,9 @@ def run_demo(directory: Path, devices: int, port: int, api_port: int) -> int:
                 [manager_key],
                 {"{urn:example:demo}system": []},
             )
+            with (directory / name / "agent.toml").open("a", encoding="utf-8") as toml:
+                toml.write("\n# the demo's YANG module: edits are checked against it\n")
+                toml.write(f"[yang]\nmodules = [{json.dumps(str(module))}]\n")
             try:
                 api.call("POST", f"/v1/devices/{fp}/approve", json={"name": name})
             except ApiError as exc:
@@ -102,6 +130,10 @@ From another terminal:
   .venv/bin/callhome devices
   .venv/bin/callhome netconf demo-1 get-config
   .venv/bin/callhome netconf demo-1 edit-config --config '{EXAMPLE_EDIT}'
+The devices check edits against the YANG module {module.name}; this one is refused
+(port 0 is out of range):
+  .venv/bin/callhome netconf demo-1 edit-config --config '{REFUSED_EDIT}'
+  .venv/bin/callhome netconf demo-1 rpc '{GET_SCHEMA}'
   .venv/bin/callhome events
 Press Ctrl-C to stop.""",
             flush=True,
