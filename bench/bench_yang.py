@@ -1,12 +1,14 @@
 """How long YANG validation takes on a device's configuration: prints figures, asserts nothing.
 
-.venv/bin/python bench/bench_yang.py [ENTRIES ...]     (default: 1000)
+.venv/bin/python bench/bench_yang.py [--quick] [ENTRIES ...]     (default: 1000)
 
 For each count of list entries: one whole check (``YangModules.validate``); an edit of one
 modeled leaf (validated); an edit of a schemaless subtree beside the modeled data, as the
 datastore runs it (the modeled data is unchanged, so the check is skipped) and as it ran
 before that skip (checked all the same); and what deciding to skip costs
-(``YangModules.same_modeled`` on two equal trees). Each figure is the median of ``RUNS``.
+(``YangModules.same_modeled`` on two equal trees). Then one whole check of lists whose every
+entry holds a leafref to another entry (``LEAFREF_COUNTS``, the costly case with yangson).
+Each figure is the median of ``RUNS``. ``--quick``: fewer entries (a smoke run).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ YANG_DIR = Path(__file__).parent.parent / "tests" / "unit" / "agent" / "yang"
 EXD = "urn:example:device"
 OTHER = "urn:example:other"
 RUNS = 9
+LEAFREF_COUNTS = (200, 1000)
+QUICK_COUNTS = (200,)
+QUICK_LEAFREF_COUNTS = (50, 100)
 
 
 class AlwaysCheck:
@@ -66,13 +71,31 @@ def schemaless_edit(n: int) -> etree._Element:
     return config(f'<notes xmlns="{OTHER}"><note>edit {n}</note></notes>')
 
 
-def measure(yang: YangModules, entries: int) -> None:
+def interfaces(entries: int, *, leafref: bool = False) -> str:
+    """``entries`` list entries; with ``leafref``, each one's peer is the next entry."""
     rows = "".join(
         f"<interface><name>eth{i}</name><type>ethernet</type><description>port {i}</description>"
-        f"<vlan>{2 + i % 4000}</vlan></interface>"
+        + (f"<peer>eth{(i + 1) % entries}</peer>" if leafref else "")
+        + f"<vlan>{2 + i % 4000}</vlan></interface>"
         for i in range(entries)
     )
-    initial = config(f'<interfaces xmlns="{EXD}">{rows}</interfaces>')
+    return f'<interfaces xmlns="{EXD}">{rows}</interfaces>'
+
+
+def measure_leafrefs(yang: YangModules, entries: int) -> None:
+    root = etree.fromstring(
+        f'<data xmlns="{NETCONF_BASE_NS}">{interfaces(entries, leafref=True)}</data>'
+    )
+
+    def check(_n: int) -> None:
+        assert not yang.validate(root)
+
+    print(f"{entries} list entries, each with a leafref to another entry:")
+    print(f"  validate the whole configuration          {median_ms(check):8.1f} ms")
+
+
+def measure(yang: YangModules, entries: int) -> None:
+    initial = config(interfaces(entries))
     skipping = Datastore(list_keys=yang.list_keys, defaults=yang.defaults, schema=yang)
     always = Datastore(list_keys=yang.list_keys, defaults=yang.defaults, schema=AlwaysCheck(yang))
     for datastore in (skipping, always):
@@ -96,12 +119,16 @@ def measure(yang: YangModules, entries: int) -> None:
 
 
 def main() -> None:
-    counts = [int(a) for a in sys.argv[1:]] or [1000]
+    args = sys.argv[1:]
+    quick = "--quick" in args
+    counts = [int(a) for a in args if a != "--quick"] or list(QUICK_COUNTS if quick else [1000])
     start = time.perf_counter()
     yang = YangModules([YANG_DIR], search_path=[YANG_DIR / "lib"])
     print(f"schema built once at start: {(time.perf_counter() - start) * 1000:.1f} ms")
     for entries in counts:
         measure(yang, entries)
+    for entries in QUICK_LEAFREF_COUNTS if quick else LEAFREF_COUNTS:
+        measure_leafrefs(yang, entries)
 
 
 if __name__ == "__main__":

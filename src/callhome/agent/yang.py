@@ -9,9 +9,10 @@ Modules
     modules they import, found in those folders or in ``search_path``, are listed with
     conformance-type *import* unless they are implemented too. Submodules are found the same
     way through ``include``. A file must be named ``NAME.yang`` or ``NAME@REVISION.yang``
-    (RFC 7950 section 5.2). Files are read with yangson's YANG parser; the schema
-    (``yangson.DataModel``) is built once. Features: ``*`` turns on every feature of every
-    module, ``MODULE:*`` those of one module, ``MODULE:FEATURE`` one of them.
+    (RFC 7950 section 5.2). Their headers are read with yangson's YANG parser; the schema (a
+    libyang context, ``callhome.agent.yang_lib.DataModel``) is built once. Features: ``*``
+    turns on every feature of every module, ``MODULE:*`` those of one module,
+    ``MODULE:FEATURE`` one of them.
 
 Advertised
     In the hello (RFC 7950 section 5.6.4): the yang-library capability with its revision and
@@ -38,7 +39,7 @@ Validation
     implemented modules, as configuration (RFC 7950 section 8.3); elements in other namespaces
     stay schemaless and are not looked at. An empty configuration is checked too, so a module
     with a mandatory top-level node needs it. Problems found are reported as in
-    ``callhome.agent.yang_errors``; yangson stops at the first, so one is reported at a time.
+    ``callhome.agent.yang_errors``; the first problem libyang finds is reported, one at a time.
     ``same_modeled(before, after)`` tells whether two trees have the same modeled elements
     (compared serialised, with the namespaces in scope), so that the datastore can skip the
     check of a change that left them alone (``callhome.agent.validate``).
@@ -451,20 +452,20 @@ class YangModules:
 
     def validate(self, root: etree._Element) -> list[RpcErrorInfo]:
         """The problems of the modeled part of a datastore's tree (``<data>``); [] if none."""
-        work = empty_root()
-        for child in self._modeled(root):
-            work.append(copy.deepcopy(child))
-        for el in work.iter():
-            if el is work or not is_element(el):
-                continue
-            ns = namespace(el.tag)
-            if ns is None or ns not in self._facts.namespaces:
-                return [unknown_namespace(el, ns, self.list_keys)]
-            if not len(el) and el.text is None and el.tag not in self._facts.empty_leaves:
-                el.text = ""  # an empty string, to yangson (None is the type empty's value)
-        problem = validate_config(self._model, work)
+        modeled = list(self._modeled(root))
+        for top in modeled:
+            for el in top.iter():
+                if not is_element(el):
+                    continue
+                ns = namespace(el.tag)
+                if ns is None or ns not in self._facts.namespaces:
+                    return [unknown_namespace(el, ns, self.list_keys)]
+        problem = validate_config(self._model, modeled)
         if problem is None:
             return []
+        work = empty_root()  # the modeled part alone, where libyang's paths lead
+        for child in modeled:
+            work.append(copy.deepcopy(child))
         return [schema_error(problem, work, self._module_ns, self.list_keys)]
 
     def same_modeled(self, before: etree._Element, after: etree._Element) -> bool:

@@ -1,7 +1,7 @@
 """Finding the device's YANG module files: by path, by folder, and by name for imports.
 
-Files are read once and parsed with yangson's YANG parser (``callhome.agent.yang_lib``). A
-file must be named ``NAME.yang`` or ``NAME@REVISION.yang`` (RFC 7950 section 5.2), as yangson
+Files are read once and their headers parsed (``callhome.agent.yang_lib.read_header``). A
+file must be named ``NAME.yang`` or ``NAME@REVISION.yang`` (RFC 7950 section 5.2), as libyang
 finds modules by their file names too.
 """
 
