@@ -26,6 +26,7 @@ when that time passed more than ``OVERDUE_GRACE`` ago.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -223,6 +224,9 @@ class ScheduleWatcher:
         self._clock = clock
         self._turn: dict[str, int] = {}
         self._counter = 0
+        self._storing = asyncio.Lock()
+        """One store at a time: a read and a job learning the same schedule together would
+        both see the old copy and record the change twice."""
         self.reads = 0
         """get-config round trips made so far (for benchmarks and tests)."""
 
@@ -301,12 +305,13 @@ class ScheduleWatcher:
     async def _store_schedule(
         self, fingerprint: str, schedule: Schedule | None, source: str
     ) -> None:
-        device = self._current(fingerprint)
-        if device is None:
-            return  # forgotten meanwhile
-        if schedule is None and device.schedule is None:
-            return
-        if schedule is not None and schedule.same_as(device.schedule):
-            return
-        device = await self._store.set_schedule(fingerprint, schedule)
-        await self._updated(device, schedule, source)
+        async with self._storing:
+            device = self._current(fingerprint)
+            if device is None:
+                return  # forgotten meanwhile
+            if schedule is None and device.schedule is None:
+                return
+            if schedule is not None and schedule.same_as(device.schedule):
+                return
+            device = await self._store.set_schedule(fingerprint, schedule)
+            await self._updated(device, schedule, source)

@@ -281,3 +281,30 @@ def test_the_stored_schedule_matches_the_agent_model() -> None:
     assert schedule_from(kind, T0) == Schedule(
         kind=ScheduleKind.PERIODIC, since=T0, period=60.0, anchor=None, idle_timeout=0.0
     )
+
+
+class _SlowStore(MemoryStore):
+    """A store whose writes yield to the loop, as a real database's do."""
+
+    async def set_schedule(self, fingerprint: str, schedule: Schedule | None) -> Device:
+        await asyncio.sleep(0)
+        return await super().set_schedule(fingerprint, schedule)
+
+
+async def test_a_read_and_a_job_learning_the_same_change_record_it_once() -> None:
+    store = _SlowStore()
+    await store.pre_approve(FP, "ssh-ed25519", "r1", T0)
+    cache: dict[str, Device | None] = {FP: await store.device_by_fingerprint(FP)}
+    learned: list[str] = []
+
+    async def updated(d: Device, schedule: Schedule | None, how: str) -> None:
+        learned.append(how)
+        cache[FP] = d  # as the manager does: its own copy follows the store
+
+    watcher = ScheduleWatcher(store, cache.get, updated, lambda c: None, clock=lambda: T0)
+    schedule = periodic(900.0, 1704067200.0)
+    await asyncio.gather(
+        watcher._store_schedule(FP, schedule, "notification"),
+        watcher._store_schedule(FP, schedule, "job"),
+    )
+    assert learned == ["notification"]
