@@ -57,15 +57,15 @@ def test_snmp_job_waits_for_the_device_then_cli_operations(manager, make_agent):
     assert values == ["integration box", "rack 7"]
     assert done["kind"] == "snmp"
 
-    shown = manager.cli("job", str(job_id))
+    shown = manager.cli("job", "--numeric", str(job_id))
     assert shown.returncode == 0 and "1.3.6.1.2.1.1.1.0 = OctetString: integration box" in (
         shown.stdout
     )
 
-    nxt = manager.cli("snmp", "dev1", "getnext", "1.3.6.1.2.1.1.1.0")
+    nxt = manager.cli("snmp", "dev1", "--numeric", "getnext", "1.3.6.1.2.1.1.1.0")
     assert nxt.returncode == 0 and nxt.stdout.startswith("1.3.6.1.2.1.1.2.0 = ObjectIdentifier")
 
-    walk = manager.cli("snmp", "dev1", "walk", "1.3.6.1.2.1.1")
+    walk = manager.cli("snmp", "dev1", "-n", "walk", "1.3.6.1.2.1.1")
     assert walk.returncode == 0, walk.stderr
     assert [line.split(" = ")[0] for line in walk.stdout.splitlines()] == [
         f"1.3.6.1.2.1.1.{i}.0" for i in range(1, 8)
@@ -84,7 +84,7 @@ def test_snmp_job_waits_for_the_device_then_cli_operations(manager, make_agent):
     got = manager.cli("snmp", "dev1", "get", "1.3.6.1.2.1.1.4.0")
     assert "noc@example.net" in got.stdout
 
-    refused = manager.cli("snmp", "dev1", "set", "1.3.6.1.2.1.1.1.0", "s", "mine")
+    refused = manager.cli("snmp", "dev1", "-n", "set", "1.3.6.1.2.1.1.1.0", "s", "mine")
     assert refused.returncode == 1
     assert "notWritable" in refused.stderr and "1.3.6.1.2.1.1.1.0" in refused.stderr
 
@@ -98,8 +98,10 @@ def test_snmp_job_waits_for_the_device_then_cli_operations(manager, make_agent):
 def test_snmp_bad_requests_are_refused_before_queueing(manager, make_agent):
     agent = snmp_agent(make_agent)
     assert manager.cli("approve", agent.fingerprint, "--name", "dev1").returncode == 0
-    bad_oid = manager.cli("snmp", "dev1", "get", "sysDescr.0")
+    bad_oid = manager.cli("snmp", "dev1", "get", "1.3.6.x")
     assert bad_oid.returncode == 1 and "numeric OID" in bad_oid.stderr
+    bad_name = manager.cli("snmp", "dev1", "get", "sysDescr.0", "sysNoSuchThing.0")
+    assert bad_name.returncode == 1 and "unknown MIB name 'sysNoSuchThing'" in bad_name.stderr
     bad_type = manager.cli("snmp", "dev1", "set", "1.3.6.1.2.1.1.4.0", "q", "x")
     assert bad_type.returncode == 1 and "unknown SNMP type" in bad_type.stderr
     assert manager.api("GET", "/v1/jobs").json() == []

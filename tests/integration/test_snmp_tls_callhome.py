@@ -137,7 +137,7 @@ def start_device(directory: Path, procs: list[Proc]) -> Proc:
 
 
 def snmp(manager: SnmpTlsManager, *args: str) -> Any:
-    return manager.cli("snmp", *args)
+    return manager.cli("snmp", "--numeric", *args)
 
 
 def test_snmp_over_tls_pending_until_approved_then_jobs_by_security_name(manager, tmp_path, procs):

@@ -112,7 +112,7 @@ class NetSnmpManager(ManagerProc):
         toml.write_text(text.replace(section, section + extra))
 
     def snmp(self, name: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return self.cli("snmp", name, *args, timeout=timeout)
+        return self.cli("snmp", "--numeric", name, *args, timeout=timeout)
 
     def approve(self, identity: str, name: str) -> None:
         done = self.cli("approve", identity, "--name", name)

@@ -35,6 +35,7 @@ from callhome.errors import (
     UnknownDevice,
 )
 from callhome.manager import snmp as snmp_jobs
+from callhome.manager.mibs import MibNames
 from callhome.manager.schedule import next_expected
 from callhome.manager.service import Manager
 from callhome.proto.netconf import messages
@@ -157,7 +158,10 @@ class NetconfBody(BaseModel):
 
 
 class SnmpVarBindBody(BaseModel):
-    oid: str = Field(description="Numeric OID, e.g. 1.3.6.1.2.1.1.4.0.")
+    oid: str = Field(
+        description="Numeric OID (1.3.6.1.2.1.1.4.0) or a name from a loaded MIB module "
+        "(sysContact.0, SNMPv2-MIB::sysContact.0)."
+    )
     type: str = Field(description="i u c C t s x o a (as snmpset), or the type spelled out.")
     value: str
 
@@ -166,7 +170,11 @@ class SnmpBody(BaseModel):
     """One SNMP operation, run as a job of kind ``snmp``."""
 
     operation: str = Field(description="get, getnext, walk, bulkwalk or set")
-    oids: list[str] = Field(default_factory=list, description="Numeric OIDs (not for set).")
+    oids: list[str] = Field(
+        default_factory=list,
+        description="OIDs, numeric or names from loaded MIB modules (not for set); the job "
+        "stores them numeric.",
+    )
     varbinds: list[SnmpVarBindBody] = Field(default_factory=list, description="For set.")
     max_repetitions: int = Field(25, ge=1, le=1000, description="For bulkwalk.")
     wait: float | None = Field(None, ge=0, le=3600)
@@ -181,7 +189,11 @@ class GroupBody(BaseModel):
     expires: float | None = None
 
 
-def job_json(j: Job) -> dict[str, Any]:
+def job_json(j: Job, mibs: MibNames | None = None) -> dict[str, Any]:
+    """A job as JSON; with ``mibs``, an SNMP job's result has names beside its OIDs."""
+    result = dict(j.result)
+    if mibs is not None and j.kind == "snmp":
+        result = mibs.annotate(result)
     return {
         "id": j.id,
         "device": j.device,
@@ -196,7 +208,7 @@ def job_json(j: Job) -> dict[str, Any]:
         "attempts": j.attempts,
         "read_only": j.read_only,
         "payload": dict(j.payload),
-        "result": dict(j.result),
+        "result": result,
     }
 
 
@@ -295,7 +307,7 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
             wait = manager.config.manager.rpc_timeout + 5 if manager.is_online(job.device) else 0
         if wait > 0 and not job.final:
             job = await manager.jobs.wait(job.id, wait)
-        return job_json(job)
+        return job_json(job, manager.mibs)
 
     @app.post("/v1/devices/{name:path}/netconf")
     async def netconf(name: str, body: NetconfBody, who: Actor) -> dict[str, Any]:
@@ -313,6 +325,7 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
             body.oids,
             [vb.model_dump() for vb in body.varbinds],
             max_repetitions=body.max_repetitions,
+            resolve=manager.mibs.resolve,
         )
         job = await manager.submit(
             name,
@@ -351,7 +364,7 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
         found = await manager.store.list_jobs(
             device=device, state=state, after_id=after or 0, limit=limit, newest=after is None
         )
-        return [job_json(j) for j in found]
+        return [job_json(j, manager.mibs) for j in found]
 
     @app.get("/v1/jobs/{job_id}")
     async def job(job_id: int, who: Actor, wait: float = 0) -> dict[str, Any]:
@@ -360,7 +373,7 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
 
     @app.post("/v1/jobs/{job_id}/cancel")
     async def cancel(job_id: int, who: Actor) -> dict[str, Any]:
-        return job_json(await manager.cancel_job(job_id, who))
+        return job_json(await manager.cancel_job(job_id, who), manager.mibs)
 
     @app.get("/v1/events")
     async def events(

@@ -198,8 +198,9 @@ def _print_errors(errors: list[dict[str, Any]]) -> None:
         print(f"rpc-error: {text}", file=sys.stderr)
 
 
-def show_job_outcome(job: dict[str, Any]) -> int:
-    """Print a job's outcome as the user asked for it; the exit code says how it went."""
+def show_job_outcome(job: dict[str, Any], numeric: bool = False) -> int:
+    """Print a job's outcome as the user asked for it; the exit code says how it went.
+    SNMP bindings show MIB names where the manager knows them, unless ``numeric``."""
     state, result = job["state"], job.get("result") or {}
     if state == "succeeded":
         for err in result.get("errors", []):
@@ -208,7 +209,7 @@ def show_job_outcome(job: dict[str, Any]) -> int:
         if "reply" in result:
             print(_pretty(result["reply"]), end="")
         elif "varbinds" in result:
-            _print_varbinds(result["varbinds"])
+            _print_varbinds(result["varbinds"], numeric)
         else:
             print(f"job {job['id']} succeeded")
         return EXIT_OK
@@ -293,12 +294,16 @@ def cmd_schedule(api: Api, args: argparse.Namespace) -> int:
     return show_job_outcome(api.call("POST", f"/v1/devices/{args.name}/netconf", json=body))
 
 
-def _print_varbinds(varbinds: list[dict[str, Any]]) -> None:
+def _print_varbinds(varbinds: list[dict[str, Any]], numeric: bool = False) -> None:
+    """One ``OID = Type: value`` line per binding; names (the manager's ``name`` and
+    ``value_name``) instead of numeric OIDs where known, unless ``numeric``."""
     for vb in varbinds:
+        oid = vb["oid"] if numeric else vb.get("name") or vb["oid"]
         if vb["type"] in ("noSuchObject", "noSuchInstance", "endOfMibView"):
-            print(f"{vb['oid']} = {vb['type']}")
+            print(f"{oid} = {vb['type']}")
         else:
-            print(f"{vb['oid']} = {vb['type']}: {vb['value']}")
+            value = vb["value"] if numeric else vb.get("value_name") or vb["value"]
+            print(f"{oid} = {vb['type']}: {value}")
 
 
 def cmd_snmp(api: Api, args: argparse.Namespace) -> int:
@@ -325,13 +330,16 @@ def cmd_snmp(api: Api, args: argparse.Namespace) -> int:
         return EXIT_OK if job["state"] in ("succeeded", "queued", "running") else EXIT_FAILED
     result = job.get("result") or {}
     if job["state"] == "failed" and "varbinds" in result:
-        _print_varbinds(result["varbinds"])
-        where = f" at {result['error_oid']}" if result.get("error_oid") else ""
+        _print_varbinds(result["varbinds"], args.numeric)
+        error_oid = result.get("error_oid")
+        if error_oid and not args.numeric:
+            error_oid = result.get("error_name") or error_oid
+        where = f" at {error_oid}" if error_oid else ""
         error = result.get("error_status") or result.get("error") or "failed"
         index = f" (index {result['error_index']})" if result.get("error_index") else ""
         print(f"snmp error: {error}{index}{where}", file=sys.stderr)
         return EXIT_FAILED
-    return show_job_outcome(job)
+    return show_job_outcome(job, args.numeric)
 
 
 def cmd_jobs(api: Api, args: argparse.Namespace) -> int:
@@ -370,7 +378,7 @@ def cmd_job(api: Api, args: argparse.Namespace) -> int:
         f"(tries {job['attempts']}, by {job['actor']})",
         file=sys.stderr,
     )
-    return show_job_outcome(job)
+    return show_job_outcome(job, args.numeric)
 
 
 def cmd_cancel(api: Api, args: argparse.Namespace) -> int:
@@ -583,6 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("id", type=int)
     s.add_argument("--wait", type=_duration, help="wait up to this long for it to finish")
     s.add_argument("--json", action="store_true")
+    s.add_argument("-n", "--numeric", action="store_true", help="SNMP: numeric OIDs, no MIB names")
     s.set_defaults(func=cmd_job)
 
     s = sub.add_parser("cancel", help="cancel a queued job")
@@ -656,9 +665,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "snmp",
         help="an SNMP operation on a device (a job: deferred while the device is away)",
-        description="OIDs are numeric. set takes OID TYPE VALUE triples; TYPE is one of "
-        "i (INTEGER), u (Gauge32), c (Counter32), C (Counter64), t (TimeTicks), s (string), "
-        "x (hex string), o (OID), a (IpAddress).",
+        description="An OID is numeric (1.3.6.1.2.1.1.1.0) or a name from a MIB module the "
+        "manager loaded ([manager.snmp] mib_modules; SNMPv2-MIB always): sysDescr.0, "
+        "SNMPv2-MIB::sysDescr.0, a table column with numeric index values (ifDescr.3). "
+        "Results show names where known (--numeric: numbers only). set takes OID TYPE VALUE "
+        "triples; TYPE is one of i (INTEGER), u (Gauge32), c (Counter32), C (Counter64), "
+        "t (TimeTicks), s (string), x (hex string), o (OID), a (IpAddress).",
     )
     s.add_argument("name")
     s.add_argument("operation", choices=["get", "getnext", "walk", "bulkwalk", "set"])
@@ -674,6 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--expires", type=_duration, help="give up if not run within this time")
     s.add_argument("--after", type=_duration, help="do not run before this much time has passed")
     s.add_argument("--json", action="store_true", help="the whole job as JSON")
+    s.add_argument("-n", "--numeric", action="store_true", help="print numeric OIDs, no MIB names")
     s.set_defaults(func=cmd_snmp)
 
     from callhome.cli.terminal import add_parsers

@@ -92,6 +92,23 @@ class ManagerTurnSection(_Model):
     )
 
 
+class ManagerSnmpSection(_Model):
+    """``[manager.snmp]``: MIB modules, so that ``callhome snmp`` takes and shows names
+    (``sysDescr.0``, ``SNMPv2-MIB::sysName.0``) as well as numeric OIDs."""
+
+    mib_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Folders of MIB modules: ASN.1 source files (compiled with pysmi on first "
+        "use into mib-cache/ under state_dir, again when a source changes) or modules already "
+        "compiled for pysnmp (NAME.py). A module's imports are looked up here too.",
+    )
+    mib_modules: list[str] = Field(
+        default_factory=list,
+        description="MIB modules to load by name (e.g. IF-MIB); SNMPv2-MIB is always loaded. "
+        "One that cannot be found or compiled stops the manager at start.",
+    )
+
+
 class ManagerSection(_Model):
     """The call-home listener."""
 
@@ -119,6 +136,7 @@ class ManagerSection(_Model):
     algorithms: SshAlgorithms = Field(default_factory=SshAlgorithms)
     tls: ManagerTlsSection = Field(default_factory=ManagerTlsSection)
     turn: ManagerTurnSection = Field(default_factory=ManagerTurnSection)
+    snmp: ManagerSnmpSection = Field(default_factory=ManagerSnmpSection)
 
 
 class ApiSection(_Model):

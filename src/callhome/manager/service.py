@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Coroutine, Mapping
+from pathlib import Path
 from typing import Any
 
 from lxml import etree
@@ -35,6 +36,7 @@ from callhome.errors import (
 )
 from callhome.identity import Identity
 from callhome.manager.jobs import Dispatcher, is_read_only
+from callhome.manager.mibs import CACHE_DIR, MibNames
 from callhome.manager.notifications import EVENT_KIND as NOTIFICATION_EVENT
 from callhome.manager.notifications import NetconfNotifications
 from callhome.manager.schedule import EVENT_KIND as SCHEDULE_EVENT
@@ -68,6 +70,7 @@ class Manager:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: ReverseSshListener | None = None
         self._more_listeners: list[ReverseTlsListener | TurnListener] = []
+        self._mibs: MibNames | None = None
         self.changed = asyncio.Condition()
         self.jobs = Dispatcher(store, self._job_changed)
         self.netconf_notifications = NetconfNotifications(
@@ -90,6 +93,12 @@ class Manager:
         credentials = {"": ensure_key(cfg.path(section.key))}
         for name, cred in section.credentials.items():
             credentials[name] = load_private_key(cfg.path(cred.key))
+        self._mibs = await asyncio.to_thread(
+            MibNames.load,
+            cfg.manager.snmp.mib_modules,
+            [cfg.path(d) for d in cfg.manager.snmp.mib_dirs],
+            cfg.path(Path(CACHE_DIR)),
+        )
         await self.store.open()
         await self.store.mark_all_offline(time.time())
         self.devices = {d.fingerprint: d for d in await self.store.list_devices()}
@@ -115,6 +124,13 @@ class Manager:
         log.info("manager listening for reverse-ssh call home on %s", self.ports)
         await self._start_tls_and_turn()
         return self.ports
+
+    @property
+    def mibs(self) -> MibNames:
+        """The MIB modules of ``[manager.snmp]``, loaded at start (SNMPv2-MIB alone before)."""
+        if self._mibs is None:
+            self._mibs = MibNames.load()
+        return self._mibs
 
     async def _start_tls_and_turn(self) -> None:
         """The reverse-tls and turn listeners, each only if its section lists addresses."""

@@ -15,7 +15,7 @@ answered with an error (the job then fails).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from callhome.errors import ConfigError, LocalProtocolError
@@ -80,7 +80,8 @@ def parse_value(type_name: str, text: str) -> Value:
         raise ConfigError(f"bad {vtype.value} value {text!r}: {exc}") from None
 
 
-def _oid(text: Any) -> Oid:
+def numeric(text: Any) -> Oid:
+    """A numeric OID from its text; ConfigError if it is not one."""
     if not isinstance(text, str):
         raise ConfigError(f"an OID is a string like '1.3.6.1.2.1.1.1.0', not {text!r}")
     try:
@@ -95,8 +96,11 @@ def build_payload(
     varbinds: Sequence[Mapping[str, Any]] = (),
     *,
     max_repetitions: int = 25,
+    resolve: Callable[[str], Oid] = numeric,
 ) -> dict[str, Any]:
-    """A checked job payload; ConfigError says what is wrong."""
+    """A checked job payload, its OIDs numeric (``resolve`` turns each OID the request gave
+    into one: names too, with :class:`callhome.manager.mibs.MibNames`); ConfigError says
+    what is wrong."""
     if operation not in OPERATIONS:
         raise ConfigError(f"unknown SNMP operation {operation!r} (one of {', '.join(OPERATIONS)})")
     payload: dict[str, Any] = {"operation": operation, "name": f"snmp {operation}"}
@@ -105,7 +109,10 @@ def build_payload(
             raise ConfigError("set needs at least one varbind (oid, type, value)")
         checked = []
         for vb in varbinds:
-            oid = _oid(vb.get("oid"))
+            text = vb.get("oid")
+            if not isinstance(text, str):
+                raise ConfigError(f"a varbind's oid is a string, not {text!r}")
+            oid = resolve(text)
             parse_value(str(vb.get("type", "")), str(vb.get("value", "")))
             checked.append(
                 {"oid": format_oid(oid), "type": str(vb["type"]), "value": str(vb["value"])}
@@ -116,7 +123,7 @@ def build_payload(
         raise ConfigError(f"{operation} needs at least one OID")
     if operation in ("walk", "bulkwalk") and len(oids) != 1:
         raise ConfigError(f"{operation} takes one OID (the subtree)")
-    payload["oids"] = [format_oid(_oid(o)) for o in oids]
+    payload["oids"] = [format_oid(resolve(o)) for o in oids]
     if operation == "bulkwalk":
         if not 1 <= max_repetitions <= 1000:
             raise ConfigError("max_repetitions is 1..1000")
