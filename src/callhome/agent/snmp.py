@@ -19,8 +19,9 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,6 +65,7 @@ SNMP_UNKNOWN_CONTEXTS: Oid = (1, 3, 6, 1, 6, 3, 12, 1, 5)
 MAX_BULK_VARBINDS = 2048
 """Most variable bindings one GETBULK response may hold, whatever max-repetitions asks."""
 SYS_SERVICES = 72  # applications (7) and end-to-end (4), RFC 3418
+_END_OF_MIB_VIEW = Value(ValueType.END_OF_MIB_VIEW)
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,12 @@ class UserAccess:
     write: tuple[Oid, ...]
 
     def may_read(self, oid: Oid) -> bool:
-        return _within(oid, self.read) or _within(oid, self.write) or _within(oid, (SNMP_ENGINE,))
+        return _within(oid, self.readable)
+
+    @cached_property
+    def readable(self) -> tuple[Oid, ...]:
+        """The read view: what may be read or written, and the snmpEngine group."""
+        return (*self.read, *self.write, SNMP_ENGINE)
 
     def may_write(self, oid: Oid) -> bool:
         return _within(oid, self.write)
@@ -256,18 +263,39 @@ class SnmpAgent:
         return self._answer(request, report(request.pdu.request_id, (vb,)))
 
     def _fit(self, request: Message, pdu: Pdu) -> Message:
-        """The response, cut to what the manager and we accept (RFC 3416 section 4.2)."""
+        """The response, cut to what the manager and we accept (RFC 3416 section 4.2).
+
+        A GETBULK response too big for that loses bindings from its end, an eighth (at
+        least one) at a time, until it fits. The size grows with the bindings kept, so the
+        first of those cuts that fits is found by bisection: a few encodings, not one per
+        cut. The answer returned is the one last encoded, which the stream sends as is."""
         limit = min(request.max_size, self.max_message_size)
         answer = self._answer(request, pdu)
         if _size(answer) <= limit:
             return answer
         if request.pdu.type is PduType.GETBULK and pdu.ok:
-            varbinds = list(pdu.varbinds)
-            while varbinds:
-                del varbinds[max(1, len(varbinds) // 8) * -1 :]
-                answer = self._answer(request, response(pdu.request_id, varbinds))
-                if _size(answer) <= limit:
-                    return answer
+            counts = []
+            kept = len(pdu.varbinds)
+            while kept:
+                kept -= max(1, kept // 8)
+                counts.append(kept)
+            answers: dict[int, Message] = {}
+
+            def fits(i: int) -> bool:
+                cut = pdu.varbinds[: counts[i]]
+                answers[i] = self._answer(request, response(pdu.request_id, cut))
+                return _size(answers[i]) <= limit
+
+            lo, hi = 0, len(counts)  # counts[hi:] fit, counts[:lo] do not
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if fits(mid):
+                    hi = mid
+                else:
+                    lo = mid + 1
+            if lo < len(counts):
+                _size(answers[lo])  # encoded last, so sending it encodes nothing again
+                return answers[lo]
         return self._answer(request, response(pdu.request_id, (), ErrorStatus.TOO_BIG, 0))
 
     # -- GET, GETNEXT, GETBULK --------------------------------------------------------------
@@ -276,13 +304,13 @@ class SnmpAgent:
             return Value(ValueType.NO_SUCH_OBJECT)
         return self.mib.get(oid)
 
+    def _walk(self, oid: Oid, access: UserAccess) -> Iterator[VarBind]:
+        """The instances after ``oid`` that ``access`` may read, in order."""
+        return self.mib.walk(oid, access.readable)
+
     def _next(self, oid: Oid, access: UserAccess) -> VarBind:
-        current = oid
-        while (found := self.mib.next(current)) is not None:
-            current, value = found
-            if access.may_read(current):
-                return VarBind(current, value)
-        return VarBind(oid, Value(ValueType.END_OF_MIB_VIEW))
+        found = next(self._walk(oid, access), None)
+        return VarBind(oid, _END_OF_MIB_VIEW) if found is None else found
 
     def _each(self, pdu: Pdu, op: Callable[[VarBind], VarBind]) -> Pdu:
         out = []
@@ -301,6 +329,10 @@ class SnmpAgent:
         return self._each(pdu, lambda vb: self._next(vb.oid, access))
 
     def _get_bulk(self, pdu: Pdu, access: UserAccess) -> Pdu:
+        """GETNEXT for the non-repeaters, then up to max-repetitions rows of the
+        repeaters (RFC 3416 section 4.2.3): each repeater follows one walk of the MIB, so a
+        row costs one step per repeater, not a search. A repeater past the end repeats its
+        last name with endOfMibView; the response ends early once all of them have."""
         varbinds = pdu.varbinds
         n = min(max(pdu.non_repeaters, 0), len(varbinds))
         r = len(varbinds) - n
@@ -309,14 +341,29 @@ class SnmpAgent:
         if not first.ok:
             return first
         out = list(first.varbinds)
-        last = list(varbinds[n:])
+        if reps == 0:
+            return response(pdu.request_id, out)
+        repeaters = varbinds[n:]
+        walks = [self._walk(vb.oid, access) for vb in repeaters]
+        row = list(repeaters)
+        ended = 0
         for _ in range(reps):
-            step = self._get_next(Pdu(PduType.GETNEXT, pdu.request_id, tuple(last)), access)
-            if not step.ok:
-                return response(pdu.request_id, varbinds, step.error_status, step.error_index)
-            out += step.varbinds
-            last = list(step.varbinds)
-            if all(vb.value.type is ValueType.END_OF_MIB_VIEW for vb in last):
+            for j, walk in enumerate(walks):
+                last = row[j]
+                if last.value is _END_OF_MIB_VIEW:
+                    continue  # the same name and endOfMibView again
+                try:
+                    found = next(walk, None)
+                except Exception as exc:
+                    log.warning("SNMP read of %s failed: %s", last.oid, exc)
+                    return response(pdu.request_id, varbinds, ErrorStatus.GEN_ERR, j + 1)
+                if found is None:
+                    row[j] = VarBind(last.oid, _END_OF_MIB_VIEW)
+                    ended += 1
+                else:
+                    row[j] = found
+            out += row
+            if ended == r:
                 break
         return response(pdu.request_id, out)
 

@@ -11,23 +11,26 @@ A device's own code adds objects through :class:`MibRegistry`:
   conceptual table whose rows come from ``rows()``: ``{index_tuple: {column: value}}``;
 * ``registry.register(node)`` adds any :class:`MibNode` (a subtree with its own rules).
 
-Subtrees may not overlap. :func:`register_ups_ident` (RFC 1628 upsIdent) is a small
-example of a device-specific MIB built this way.
+Subtrees may not overlap. :meth:`MibRegistry.walk` is the cursor GETNEXT and GETBULK read
+the MIB through: one search for the start, then instances in order, the objects a view
+hides skipped a whole subtree at a time where it can. :func:`register_ups_ident` (RFC 1628
+upsIdent) is a small example of a device-specific MIB built this way.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import os
 import platform
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from callhome.errors import LocalProtocolError
-from callhome.proto.snmp import ErrorStatus, Oid, Value, ValueType
+from callhome.proto.snmp import ErrorStatus, Oid, Value, ValueType, VarBind
 
 Raw = int | bytes | str | Oid
 Getter = Callable[[], Raw]
@@ -64,7 +67,7 @@ class MibNode(Protocol):
     def prefix(self) -> Oid: ...
 
     def instances(self) -> Sequence[Oid]:
-        """The instance OIDs served now, in lexicographic order."""
+        """The instance OIDs served now, in lexicographic order, all inside ``prefix``."""
         ...
 
     def get(self, oid: Oid) -> Value | None:
@@ -117,6 +120,39 @@ class Scalar:
         self._setter(value.value)
 
 
+class _Snapshot:
+    """A table's rows as read at ``taken``, and its instances in order.
+
+    ``cells[k]`` is the row and column of ``instances[k]``: the value is read from the row
+    when it is asked for, as :meth:`Table.get` does, so a row that the device changes in
+    place is seen at once. ``memo[k]`` keeps the binding last made for that cell with the
+    raw value it was made from, reused while the row holds that same (immutable) object.
+    """
+
+    __slots__ = ("cells", "instances", "memo", "rows", "taken", "types")
+
+    def __init__(
+        self,
+        taken: float,
+        prefix: Oid,
+        columns: Mapping[int, ValueType],
+        rows: dict[Oid, Mapping[int, Raw | Value]],
+    ) -> None:
+        self.taken = taken
+        self.rows = rows
+        self.instances: list[Oid] = []
+        self.cells: list[tuple[Mapping[int, Raw | Value], int]] = []
+        self.types: list[ValueType] = []
+        for col, vtype in columns.items():
+            head = (*prefix, col)
+            for index, row in rows.items():
+                if col in row:
+                    self.instances.append(head + index)
+                    self.cells.append((row, col))
+                    self.types.append(vtype)
+        self.memo: list[tuple[object, VarBind] | None] = [None] * len(self.instances)
+
+
 class Table:
     """A read-only conceptual table: ``entry.column.index``; rows cached ``cache_for`` s."""
 
@@ -134,36 +170,52 @@ class Table:
         self._rows = rows
         self._cache_for = cache_for
         self._clock = clock
-        self._cached: tuple[float, dict[Oid, Mapping[int, Raw | Value]], list[Oid]] | None = None
+        self._cached: _Snapshot | None = None
 
-    def _snapshot(self) -> tuple[dict[Oid, Mapping[int, Raw | Value]], list[Oid]]:
+    def _snapshot(self) -> _Snapshot:
         now = self._clock()
-        if self._cached is None or now - self._cached[0] >= self._cache_for:
+        cached = self._cached
+        if cached is None or now - cached.taken >= self._cache_for:
             rows = dict(sorted(self._rows().items()))
-            instances = [
-                (*self.prefix, col, *index)
-                for col in self.columns
-                for index, row in rows.items()
-                if col in row
-            ]
-            self._cached = (now, rows, instances)
-        return self._cached[1], self._cached[2]
+            cached = self._cached = _Snapshot(now, self.prefix, self.columns, rows)
+        return cached
 
     def instances(self) -> Sequence[Oid]:
-        return self._snapshot()[1]
+        return self._snapshot().instances
 
     def rows(self) -> Mapping[Oid, Mapping[int, Raw | Value]]:
-        return self._snapshot()[0]
+        return self._snapshot().rows
 
     def get(self, oid: Oid) -> Value | None:
         n = len(self.prefix)
         if len(oid) < n + 2 or oid[n] not in self.columns:
             return None
-        rows, _ = self._snapshot()
-        row = rows.get(oid[n + 1 :])
+        row = self._snapshot().rows.get(oid[n + 1 :])
         if row is None or oid[n] not in row:
             return None
         return make_value(self.columns[oid[n]], row[oid[n]])
+
+    def bindings_after(
+        self, oid: Oid, readable: Callable[[Oid], bool] | None = None
+    ) -> Iterator[VarBind]:
+        """The instances after ``oid`` with their values, in order (see
+        :meth:`MibRegistry.walk`); one snapshot for the whole walk."""
+        snap = self._snapshot()
+        instances, cells, types, memo = snap.instances, snap.cells, snap.types, snap.memo
+        for k in range(bisect.bisect_right(instances, oid), len(instances)):
+            if readable is not None and not readable(instances[k]):
+                continue
+            row, col = cells[k]
+            if col not in row:
+                continue
+            raw = row[col]
+            made = memo[k]
+            if made is not None and made[0] is raw:
+                yield made[1]
+                continue
+            vb = VarBind(instances[k], make_value(types[k], raw))
+            memo[k] = (raw, vb)
+            yield vb
 
     def check_set(self, oid: Oid, value: Value) -> None:
         raise SetError(ErrorStatus.NOT_WRITABLE)
@@ -231,16 +283,61 @@ class MibRegistry:
 
     def next(self, oid: Oid) -> tuple[Oid, Value] | None:
         """The first instance after ``oid`` in lexicographic order, or None at the end."""
+        vb = next(self.walk(oid), None)
+        return None if vb is None else (vb.oid, vb.value)
+
+    def walk(self, oid: Oid, view: Sequence[Oid] | None = None) -> Iterator[VarBind]:
+        """Every instance after ``oid`` that has a value, in lexicographic order, as
+        bindings: what repeated :meth:`next` calls give, found with one search.
+
+        With ``view`` (OID subtrees), only the instances inside one of them: a node whose
+        subtree lies inside the view is read without a check per instance, and a node
+        outside it is not read at all. A table is read from one snapshot for the whole walk.
+        """
         start = max(0, bisect.bisect_right(self._prefixes, oid) - 1)
-        for node in self._nodes[start:]:
+        for node in itertools.islice(self._nodes, start, None):
+            readable: Callable[[Oid], bool] | None = None
+            if view is not None:
+                coverage = _coverage(node.prefix, view)
+                if coverage is _NONE:
+                    continue
+                if coverage is _SOME:
+                    readable = _Within(view)
+            if type(node) is Table:  # a subclass may answer get() its own way
+                yield from node.bindings_after(oid, readable)
+                continue
             instances = node.instances()
             j = bisect.bisect_right(instances, oid)
-            while j < len(instances):
-                value = node.get(instances[j])
+            for instance in itertools.islice(instances, j, None):
+                if readable is not None and not readable(instance):
+                    continue
+                value = node.get(instance)
                 if value is not None:
-                    return instances[j], value
-                j += 1
-        return None
+                    yield VarBind(instance, value)
+
+
+_ALL, _SOME, _NONE = "all", "some", "none"
+
+
+def _coverage(prefix: Oid, view: Sequence[Oid]) -> str:
+    """Whether the subtree ``prefix`` lies inside ``view``, partly, or not at all."""
+    if any(prefix[: len(s)] == s for s in view):
+        return _ALL
+    if any(s[: len(prefix)] == prefix for s in view):
+        return _SOME
+    return _NONE
+
+
+class _Within:
+    """Is an OID inside one of these subtrees?"""
+
+    __slots__ = ("_subtrees",)
+
+    def __init__(self, subtrees: Sequence[Oid]) -> None:
+        self._subtrees = subtrees
+
+    def __call__(self, oid: Oid) -> bool:
+        return any(oid[: len(s)] == s for s in self._subtrees)
 
 
 # -- validators --------------------------------------------------------------------------------
