@@ -25,7 +25,7 @@ from callhome.net.snmp_tls import SnmpTlsListener
 from callhome.proto.schedule import NS as SCHEDULE_NS
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
-IDLE = 1  # idle-timeout, in seconds (a whole number, as the model has it)
+IDLE = 2  # idle-timeout, in seconds (a whole number, as the model has it)
 SYS_DESCR = (1, 3, 6, 1, 2, 1, 1, 1, 0)
 KEEP = KeepaliveConfig(interval=5, count_max=3)
 
@@ -116,11 +116,11 @@ async def test_snmp_requests_keep_a_periodic_connection_up_until_idle(
     try:
         session: DeviceSession = await asyncio.wait_for(recorder.ready.get(), 10)
         client = await session.snmp()
-        # requests for three times the idle-timeout: each one is activity
-        for _ in range(15):
+        # requests for three times the idle-timeout, a tenth of it apart: each is activity
+        for _ in range(30):
             pdu = await asyncio.wait_for(client.get([SYS_DESCR]), 10)
             assert pdu.ok, how
-            await asyncio.sleep(IDLE / 5)
+            await asyncio.sleep(IDLE / 10)
         assert not session.closed.is_set(), f"{how}: dropped while in use"
         assert "hanging up" not in caplog.text
         # then nothing: the device hangs up after idle-timeout, until the next period
