@@ -80,7 +80,8 @@ async def serve_manager(config: ManagerConfig, *, ready: asyncio.Event | None = 
     url = f"http://{shown}:{bound}"
     if config.api.client_file is not None:
         write_client_file(config.path(config.api.client_file), url, token)
-    print(f"callhome manager: call home on {manager.ports}, API on {url}", flush=True)
+    where = ", ".join(manager.addresses)
+    print(f"callhome manager: call home on {where}, API on {url}", flush=True)
     if ready is not None:
         ready.set()
     try:

@@ -66,6 +66,8 @@ class Manager:
         self.devices: dict[str, Device] = {}
         self.sessions: dict[str, DeviceSession] = {}
         self.ports: list[int] = []
+        self.addresses: list[str] = []
+        """Where the listeners are bound, as ``host:port``, in the order of ``ports``."""
         self._noted: dict[tuple[str, str], float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: ReverseSshListener | None = None
@@ -118,10 +120,13 @@ class Manager:
                 max_unauthenticated=section.max_unauthenticated,
             ),
         )
+        bound = []
         for address in section.listen:
             host, port = parse_hostport(address, DEFAULT_SSH_PORT)
             self.ports.append(await self._listener.listen(host, port))
-        log.info("manager listening for reverse-ssh call home on %s", self.ports)
+            bound.append(_shown(host, self.ports[-1]))
+            self.addresses.append(bound[-1])
+        log.info("manager listening for reverse-ssh call home on %s", ", ".join(bound))
         await self._start_tls_and_turn()
         return self.ports
 
@@ -143,20 +148,13 @@ class Manager:
         if tls.listen and tls_settings is not None:
             listener = ReverseTlsListener(self, tls_settings)
             self._more_listeners.append(listener)
-            ports = [
-                await listener.listen(*parse_hostport(a, DEFAULT_TLS_PORT)) for a in tls.listen
-            ]
-            self.ports += ports
-            log.info("manager listening for reverse-tls call home on %s", ports)
+            shown = await self._listen(listener, tls.listen, DEFAULT_TLS_PORT)
+            log.info("manager listening for reverse-tls call home on %s", shown)
         if tls.snmp_listen and tls_settings is not None:
             listener = SnmpTlsListener(self, tls_settings, snmp_security_name(cfg))
             self._more_listeners.append(listener)
-            ports = [
-                await listener.listen(*parse_hostport(a, DEFAULT_SNMP_TLS_PORT))
-                for a in tls.snmp_listen
-            ]
-            self.ports += ports
-            log.info("manager listening for SNMP over TLS call home on %s", ports)
+            shown = await self._listen(listener, tls.snmp_listen, DEFAULT_SNMP_TLS_PORT)
+            log.info("manager listening for SNMP over TLS call home on %s", shown)
         if turn.listen:
             listener = TurnListener(
                 self,
@@ -171,11 +169,23 @@ class Manager:
                 ),
             )
             self._more_listeners.append(listener)
-            ports = [
-                await listener.listen(*parse_hostport(a, DEFAULT_TURN_PORT)) for a in turn.listen
-            ]
-            self.ports += ports
-            log.info("manager listening for turn (netconf-turn over SSH) on %s", ports)
+            shown = await self._listen(listener, turn.listen, DEFAULT_TURN_PORT)
+            log.info("manager listening for turn (netconf-turn over SSH) on %s", shown)
+
+    async def _listen(
+        self,
+        listener: ReverseTlsListener | TurnListener,
+        addresses: list[str],
+        default_port: int,
+    ) -> str:
+        """Listen on each address; the ports bound join ``self.ports``; where, for the log."""
+        bound = []
+        for address in addresses:
+            host, port = parse_hostport(address, default_port)
+            self.ports.append(await listener.listen(host, port))
+            bound.append(_shown(host, self.ports[-1]))
+            self.addresses.append(bound[-1])
+        return ", ".join(bound)
 
     async def stop(self) -> None:
         if self._listener is not None:
@@ -519,3 +529,8 @@ class Manager:
         async with self.changed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), timeout)
+
+
+def _shown(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
