@@ -3,13 +3,25 @@ boundary (anchor + n * period): real manager and agent processes over reverse-ss
 
 import math
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from harness import ManagerProc, wait_until
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def manager(tmp_path: Path) -> Iterator[ManagerProc]:
+    """A manager that never ends a periodic session by itself: here the test (or the
+    device's idle-timeout) ends it."""
+    m = ManagerProc(tmp_path / "manager", env={"CALLHOME_MANAGER__PERIODIC_LINGER": "-1"}).start()
+    yield m
+    m.stop()
+
 
 PERIOD = 6.0
 IDLE = 2

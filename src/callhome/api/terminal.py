@@ -86,6 +86,7 @@ def terminal_router(
             await websocket.accept()
         except Exception:
             bridge.channel.close()
+            bridge.release()
             raise
         await service.run(bridge, _Link(websocket))
         if websocket.application_state is not WebSocketState.DISCONNECTED:

@@ -132,6 +132,16 @@ class ManagerSection(_Model):
     max_unauthenticated: int = Field(
         256, ge=1, description="Connections allowed at once in handshake (flood guard)."
     )
+    periodic_linger: float | None = Field(
+        5.0,
+        description="Seconds a periodic device's NETCONF session is kept once there is nothing "
+        "left to do (no job queued or running, no reply awaited, notification replay complete "
+        "or not awaited, no terminal, command or forward open) before the manager ends it with "
+        "<close-session>, so that the device calls again at its next anchor + n x period. "
+        "Anything done meanwhile starts the wait again; 0 ends it as soon as it is idle; a "
+        "negative value or none never (the device's own idle-timeout then ends it). A replay "
+        "that never completes is waited for at most periodic_linger + rpc_timeout seconds.",
+    )
     keepalive: KeepaliveConfig = Field(default_factory=KeepaliveConfig)
     algorithms: SshAlgorithms = Field(default_factory=SshAlgorithms)
     tls: ManagerTlsSection = Field(default_factory=ManagerTlsSection)

@@ -83,6 +83,15 @@ class DeviceWorker:
         self.session = session
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.idle = False
+        """True while the worker sleeps with no job running and none to claim now."""
+        self.claimed = 0
+        """Jobs claimed so far on this session (grows with each one)."""
+
+    @property
+    def busy(self) -> bool:
+        """Whether a job runs, may be claimed now, or was just submitted."""
+        return not self.idle or self.wakeup.is_set()
 
     async def run(self) -> None:
         store = self.dispatcher.store
@@ -106,6 +115,7 @@ class DeviceWorker:
                         continue
                     await self._sleep_until_work(name)
                     continue
+                self.claimed += 1
                 await self.dispatcher.notify(job)
                 if job.read_only:
                     task = asyncio.create_task(self._run_job(job))
@@ -131,9 +141,11 @@ class DeviceWorker:
                 delay = max(0.0, min(delay, nxt - time.time()))
         closed = asyncio.create_task(self.session.closed.wait())
         woken = self._wakeup_task()
+        self.idle = True
         try:
             await asyncio.wait({closed, woken}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self.idle = False
             closed.cancel()
             woken.cancel()
 
@@ -162,8 +174,8 @@ class DeviceWorker:
 
     async def _send(self, operation: etree._Element) -> RpcReply:
         netconf = self.session.netconf
-        if netconf.closed:
-            raise _Interrupted(False, netconf.close_reason or "session closed")
+        if netconf.closed or netconf.closing:
+            raise _Interrupted(False, netconf.close_reason or "session closing")
         try:
             return await netconf.rpc_reply(operation)
         except SessionClosed as exc:

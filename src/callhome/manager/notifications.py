@@ -114,14 +114,28 @@ class NetconfNotifications:
         self._clock = clock
         # per device: set when the recording of its latest session has ended
         self._finished: dict[str, asyncio.Event] = {}
+        # per device: its latest subscribing session, and set once its replay is over
+        # (replayComplete, no replay asked, or no subscription after all)
+        self._settled: dict[str, tuple[DeviceSession, asyncio.Event]] = {}
+
+    def replay_settled(self, session: DeviceSession) -> bool:
+        """Whether nothing more is awaited from this session's replay: it ended with
+        ``replayComplete``, none was asked for, or there is no subscription on it."""
+        entry = self._settled.get(session.name)
+        return entry is None or entry[0] is not session or entry[1].is_set()
 
     def session_ready(self, session: DeviceSession) -> None:
         """Subscribe on this new session if the device offers notifications."""
         if not self._settings.subscribe or NOTIFICATION_CAPABILITY not in session.capabilities:
             return
         queue: asyncio.Queue[Notification | None] = asyncio.Queue()
+        settled = asyncio.Event()
+        self._settled[session.name] = (session, settled)
 
         def received(notification: Notification) -> None:
+            content = notification.content
+            if content and content[0].tag in _COMPLETIONS:
+                settled.set()
             if queue.qsize() >= MAX_QUEUED:
                 log.warning(
                     "device %s: %d notifications wait to be stored; closing the session so "
@@ -136,7 +150,7 @@ class NetconfNotifications:
         session.netconf.on_notification = received
         previous = self._finished.get(session.name)
         finished = self._finished[session.name] = asyncio.Event()
-        self._spawn(self._run(session, queue, previous, finished))
+        self._spawn(self._run(session, queue, previous, finished, settled))
 
     async def _run(
         self,
@@ -144,6 +158,7 @@ class NetconfNotifications:
         queue: asyncio.Queue[Notification | None],
         previous: asyncio.Event | None,
         finished: asyncio.Event,
+        settled: asyncio.Event,
     ) -> None:
         try:
             if previous is not None:
@@ -152,7 +167,8 @@ class NetconfNotifications:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(previous.wait(), PREVIOUS_WAIT)
             seen, start = await self._stored(session.name)
-            await self._subscribe(session, start)
+            if not await self._subscribe(session, start):
+                settled.set()  # no replay asked: no replayComplete comes
             recorder = asyncio.create_task(self._record_all(session, queue, seen))
             try:
                 await session.wait_closed()
@@ -164,8 +180,11 @@ class NetconfNotifications:
             log.info("device %s: no notification subscription: %s", session.name, exc)
         finally:
             finished.set()
+            settled.set()
             if self._finished.get(session.name) is finished:
                 del self._finished[session.name]
+            if self._settled.get(session.name, (None,))[0] is session:
+                del self._settled[session.name]
 
     async def _stored(self, device: str) -> tuple[deque[tuple[str, str]], str | None]:
         """What is stored already: recent (eventTime, digest) pairs, and the startTime."""
@@ -180,7 +199,8 @@ class NetconfNotifications:
         lookback = self._settings.lookback
         return seen, None if lookback is None else _rfc3339(self._clock() - lookback)
 
-    async def _subscribe(self, session: DeviceSession, start: str | None) -> None:
+    async def _subscribe(self, session: DeviceSession, start: str | None) -> bool:
+        """Subscribe; whether a replay was asked for (then ``replayComplete`` follows)."""
         try:
             await session.netconf.rpc(op_create_subscription(start_time=start))
         except RpcError as exc:
@@ -194,7 +214,9 @@ class NetconfNotifications:
                 exc,
             )
             await session.netconf.rpc(op_create_subscription())
+            start = None
         log.info("device %s: subscribed to notifications from %s", session.name, start or "now")
+        return start is not None
 
     async def _record_all(
         self,

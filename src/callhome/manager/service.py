@@ -39,6 +39,7 @@ from callhome.manager.jobs import Dispatcher, is_read_only
 from callhome.manager.mibs import CACHE_DIR, MibNames
 from callhome.manager.notifications import EVENT_KIND as NOTIFICATION_EVENT
 from callhome.manager.notifications import NetconfNotifications
+from callhome.manager.periodic import Activity, PeriodicSessions
 from callhome.manager.schedule import EVENT_KIND as SCHEDULE_EVENT
 from callhome.manager.schedule import ScheduleWatcher
 from callhome.manager.snmp_events import NotificationReceiver
@@ -85,6 +86,14 @@ class Manager:
             self._schedule_learned,
             self._spawn,
             notified=config.notifications.subscribe,
+        )
+        self.periodic = PeriodicSessions(
+            config.manager.periodic_linger,
+            config.manager.rpc_timeout,
+            self._activity,
+            self._device_for,
+            self._session_event,
+            self._spawn,
         )
 
     # -- life cycle ------------------------------------------------------------------------
@@ -320,6 +329,7 @@ class Manager:
         # after the job worker started: queued jobs do not wait for the subscription
         self.netconf_notifications.session_ready(session)
         self.schedules.session_ready(session, self.devices[fp])
+        self.periodic.watch(session, self.devices[fp])
 
     async def session_closed(self, session: DeviceSession) -> None:
         fp = session.fingerprint
@@ -509,6 +519,9 @@ class Manager:
             self.devices[device.fingerprint] = dataclasses.replace(
                 current, schedule=device.schedule
             )
+        session = self.sessions.get(device.fingerprint)
+        if session is not None:
+            self.periodic.watch(session, self.devices.get(device.fingerprint))
         detail: dict[str, Any] = {"source": how, "kind": None}
         if schedule is not None:
             detail.update(
@@ -519,6 +532,16 @@ class Manager:
             )
         await self._event(
             SCHEDULE_EVENT, device=device.name, fingerprint=device.fingerprint, detail=detail
+        )
+
+    def _activity(self, session: DeviceSession) -> Activity:
+        """What a session is doing now (for ``PeriodicSessions``)."""
+        worker = self.jobs.workers.get(session.name)
+        jobs_busy = worker is not None and worker.session is session and worker.busy
+        return Activity(
+            busy=jobs_busy or session.netconf.pending > 0 or session.operator_channels > 0,
+            replaying=not self.netconf_notifications.replay_settled(session),
+            done=worker.claimed if worker is not None and worker.session is session else 0,
         )
 
     async def wait_for_events(self, after_id: int, timeout: float) -> None:

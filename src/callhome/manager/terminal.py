@@ -29,6 +29,7 @@ from typing import IO, Any, Protocol
 from callhome.errors import ConfigError
 from callhome.manager.service import Manager
 from callhome.net.channels import DeviceChannel, End, Eof, Output
+from callhome.net.session import DeviceSession
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,20 @@ class Bridge:
     detail: dict[str, Any]
     started: float = field(default_factory=time.time)
     recording: _Recording | None = None
+    session: DeviceSession | None = None
+    """The connection it is open on; counted in its ``operator_channels`` until released."""
+
+    def held(self) -> Bridge:
+        """Count this bridge as open on its session (a periodic session is kept meanwhile)."""
+        if self.session is not None:
+            self.session.operator_channels += 1
+        return self
+
+    def release(self) -> None:
+        """Stop counting it (once; closing the channel is the caller's business)."""
+        if self.session is not None:
+            self.session.operator_channels -= 1
+            self.session = None
 
 
 class TerminalService:
@@ -108,8 +123,13 @@ class TerminalService:
         session = await self.manager.session_for(name)
         channel = await session.open_terminal(term, (cols, rows), limit=self._limit)
         bridge = Bridge(
-            "terminal", session.name, actor, channel, {"term": term, "size": f"{cols}x{rows}"}
-        )
+            "terminal",
+            session.name,
+            actor,
+            channel,
+            {"term": term, "size": f"{cols}x{rows}"},
+            session=session,
+        ).held()
         bridge.recording = self._record(bridge, cols, rows, term)
         await self._audit_open(bridge)
         return bridge
@@ -119,7 +139,9 @@ class TerminalService:
             raise ConfigError("exec needs a command")
         session = await self.manager.session_for(name)
         channel = await session.open_exec(command, limit=self._limit)
-        bridge = Bridge("exec", session.name, actor, channel, {"command": command})
+        bridge = Bridge(
+            "exec", session.name, actor, channel, {"command": command}, session=session
+        ).held()
         await self._audit_open(bridge)
         return bridge
 
@@ -128,7 +150,9 @@ class TerminalService:
             raise ConfigError(f"port out of range: {port}")
         session = await self.manager.session_for(name)
         channel = await session.open_forward(port, host, limit=self._limit)
-        bridge = Bridge("forward", session.name, actor, channel, {"target": f"{host}:{port}"})
+        bridge = Bridge(
+            "forward", session.name, actor, channel, {"target": f"{host}:{port}"}, session=session
+        ).held()
         await self._audit_open(bridge)
         return bridge
 
@@ -174,6 +198,7 @@ class TerminalService:
                     end = End(reason=f"sending to the operator failed: {result}")
         finally:
             bridge.channel.close()
+            bridge.release()
             for task in (to_operator, to_device):
                 task.cancel()
             await asyncio.gather(to_operator, to_device, return_exceptions=True)

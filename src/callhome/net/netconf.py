@@ -64,6 +64,7 @@ class NetconfClient:
         self._pending: dict[str, asyncio.Future[RpcReply]] = {}
         self._hello: asyncio.Future[HelloReceived] = asyncio.get_running_loop().create_future()
         self._closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._closing = False
         self.on_notification = on_notification
 
     @classmethod
@@ -150,6 +151,16 @@ class NetconfClient:
         """Why the session ended, or None while it is up."""
         return self._closed.result() if self._closed.done() else None
 
+    @property
+    def closing(self) -> bool:
+        """Whether ``close_session`` was called: nothing more should be sent."""
+        return self._closing
+
+    @property
+    def pending(self) -> int:
+        """Requests sent and not answered yet."""
+        return len(self._pending)
+
     async def wait_closed(self) -> str:
         return await asyncio.shield(self._closed)
 
@@ -224,6 +235,7 @@ class NetconfClient:
 
     async def close_session(self, timeout: float = 5.0) -> None:
         """End the NETCONF session politely; the channel is closed in any case."""
+        self._closing = True
         try:
             if not self._closed.done():
                 await self.rpc(messages.op_close_session(), timeout)

@@ -45,6 +45,8 @@ class DeviceSession:
     on_snmp_channel: Callable[[SnmpClient], None] | None = None
     """Called with each SNMP client this session opens, before engine discovery (the
     manager attaches its notification receiver here)."""
+    operator_channels: int = 0
+    """Terminals, commands and forwards an operator has open on this connection now."""
     _snmp: SnmpClient | None = field(default=None, init=False, repr=False)
     _snmp_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
