@@ -129,13 +129,8 @@ class Manager:
                 max_unauthenticated=section.max_unauthenticated,
             ),
         )
-        bound = []
-        for address in section.listen:
-            host, port = parse_hostport(address, DEFAULT_SSH_PORT)
-            self.ports.append(await self._listener.listen(host, port))
-            bound.append(_shown(host, self.ports[-1]))
-            self.addresses.append(bound[-1])
-        log.info("manager listening for reverse-ssh call home on %s", ", ".join(bound))
+        shown = await self._listen(self._listener, section.listen, DEFAULT_SSH_PORT)
+        log.info("manager listening for reverse-ssh call home on %s", shown)
         await self._start_tls_and_turn()
         return self.ports
 
@@ -183,7 +178,7 @@ class Manager:
 
     async def _listen(
         self,
-        listener: ReverseTlsListener | TurnListener,
+        listener: ReverseSshListener | ReverseTlsListener | TurnListener,
         addresses: list[str],
         default_port: int,
     ) -> str:
