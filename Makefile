@@ -5,16 +5,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup run test lint bench clean
 
-# PyPI's libyang (YANG validation on the device) is built against the system's libyang 2.
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The Debian packages (one list, shared with .ci/run): what the build needs, and for the tests
+# the real peers they talk to. Installs only what is missing (sudo when not root).
+DEBIAN := .ci/debian-packages.sh
 
 $(STAMP): pyproject.toml
-	@if command -v apt-get >/dev/null && ! dpkg -s libyang2-dev >/dev/null 2>&1; then \
-	  echo "installing Debian's libyang2-dev, which the YANG bindings are built against"; \
-	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    libyang2-dev gcc libc6-dev >/dev/null; \
-	fi
+	$(DEBIAN) build
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
@@ -26,6 +22,7 @@ run: setup
 	$(VENV)/bin/callhome demo
 
 test: setup
+	$(DEBIAN) test
 	$(VENV)/bin/pytest -q
 
 lint: setup
