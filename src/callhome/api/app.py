@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -37,6 +37,8 @@ from callhome.errors import (
 from callhome.manager import snmp as snmp_jobs
 from callhome.manager.mibs import MibNames
 from callhome.manager.schedule import next_expected
+from callhome.manager.schedule_job import KIND as SCHEDULE_JOB
+from callhome.manager.schedule_job import schedule_payload
 from callhome.manager.service import Manager
 from callhome.proto.netconf import messages
 from callhome.storage import Device, Event
@@ -177,6 +179,31 @@ class SnmpBody(BaseModel):
     )
     varbinds: list[SnmpVarBindBody] = Field(default_factory=list, description="For set.")
     max_repetitions: int = Field(25, ge=1, le=1000, description="For bulkwalk.")
+    wait: float | None = Field(None, ge=0, le=3600)
+    not_before: float | None = None
+    expires: float | None = None
+
+
+class ScheduleBody(BaseModel):
+    """A device's call-home connection type (``callhome.manager.schedule_job``)."""
+
+    connection: Literal["persistent", "periodic"]
+    period: float | None = Field(
+        None,
+        description="periodic: seconds between connections, a whole number of minutes "
+        "(default 60 minutes)",
+    )
+    anchor: str | None = Field(
+        None, description="periodic: a date-and-time on a whole minute the schedule runs through"
+    )
+    idle_timeout: float | None = Field(
+        None, description="periodic: seconds without use before the device hangs up (0: never)"
+    )
+    client: str | None = Field(
+        None,
+        description="The device's call-home client (netconf-client entry) to change; "
+        "default: the one whose endpoint is this manager",
+    )
     wait: float | None = Field(None, ge=0, le=3600)
     not_before: float | None = None
     expires: float | None = None
@@ -335,6 +362,22 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
             read_only=body.operation in snmp_jobs.READ_ONLY,
             not_before=body.not_before,
             expires=body.expires,
+        )
+        return await _settle(job, body.wait)
+
+    @app.post("/v1/devices/{name:path}/schedule")
+    async def schedule(name: str, body: ScheduleBody, who: Actor) -> dict[str, Any]:
+        """Set when the device calls home: a job that edits its call-home client's
+        connection-type (and nothing else), checked against the model before it is queued."""
+        payload = schedule_payload(
+            periodic=body.connection == "periodic",
+            period=body.period,
+            anchor=body.anchor,
+            idle_timeout=body.idle_timeout,
+            client=body.client,
+        )
+        job = await manager.submit(
+            name, SCHEDULE_JOB, payload, who, not_before=body.not_before, expires=body.expires
         )
         return await _settle(job, body.wait)
 

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape as xml_escape
 
 from lxml import etree
 
@@ -261,37 +260,15 @@ def cmd_netconf(api: Api, args: argparse.Namespace) -> int:
     return show_job_outcome(api.call("POST", path, json=body))
 
 
-SCHEDULE_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-server"
-
-
-def schedule_config(
-    periodic: float | None, anchor: str | None = None, idle_timeout: float | None = None
-) -> str:
-    """The content of ``<config>`` that sets a device's call-home connection type: persistent
-    when ``periodic`` is None, else periodic every ``periodic`` seconds."""
-    if periodic is None:
-        kind = "<persistent/>"
-    else:
-        leaves = f"<period>{periodic / 60:.10g}</period>"
-        if anchor is not None:
-            leaves += f"<anchor-time>{xml_escape(anchor)}</anchor-time>"
-        if idle_timeout is not None:
-            leaves += f"<idle-timeout>{round(idle_timeout)}</idle-timeout>"
-        kind = f"<periodic>{leaves}</periodic>"
-    nc = "urn:ietf:params:xml:ns:netconf:base:1.0"
-    return (
-        f'<netconf-server xmlns="{SCHEDULE_NS}"><call-home><netconf-client>'
-        f'<name>default</name><connection-type xmlns:nc="{nc}" nc:operation="replace">'
-        f"{kind}</connection-type></netconf-client></call-home></netconf-server>"
-    )
-
-
 def cmd_schedule(api: Api, args: argparse.Namespace) -> int:
-    config = schedule_config(args.periodic, args.anchor, args.idle_timeout)
-    body: dict[str, Any] = {"operation": "edit-config", "target": "running", "config": config}
-    if args.wait is not None:
-        body["wait"] = args.wait
-    return show_job_outcome(api.call("POST", f"/v1/devices/{args.name}/netconf", json=body))
+    body: dict[str, Any] = {"connection": "persistent" if args.persistent else "periodic"}
+    for key in ("anchor", "idle_timeout", "client", "wait"):
+        value = getattr(args, key)
+        if value is not None:
+            body[key] = value
+    if args.periodic is not None:
+        body["period"] = args.periodic
+    return show_job_outcome(api.call("POST", f"/v1/devices/{args.name}/schedule", json=body))
 
 
 def _print_varbinds(varbinds: list[dict[str, Any]], numeric: bool = False) -> None:
@@ -647,11 +624,25 @@ def build_parser() -> argparse.ArgumentParser:
     kind = s.add_mutually_exclusive_group(required=True)
     kind.add_argument("--persistent", action="store_true", help="keep a connection up")
     kind.add_argument(
-        "--periodic", type=_duration, metavar="PERIOD", help="call home every PERIOD (e.g. 15m)"
+        "--periodic",
+        type=_duration,
+        metavar="PERIOD",
+        help="call home every PERIOD, whole minutes (e.g. 15m, 1h)",
     )
-    s.add_argument("--anchor", help="a date-and-time on the schedule (e.g. 2024-01-01T00:00:00Z)")
     s.add_argument(
-        "--idle-timeout", type=_duration, help="hang up after this long without an rpc (0: never)"
+        "--anchor",
+        help="a date-and-time on a whole minute the schedule runs through "
+        "(e.g. 2024-01-01T00:15:00Z)",
+    )
+    s.add_argument(
+        "--idle-timeout",
+        type=_duration,
+        help="hang up after this long without use, whole seconds (0: never)",
+    )
+    s.add_argument(
+        "--client",
+        help="the device's call-home client to change (default: the one whose endpoint "
+        "is this manager)",
     )
     s.add_argument(
         "--wait",

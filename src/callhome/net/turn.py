@@ -37,7 +37,7 @@ from callhome.net.netconf import (
     Principal,
 )
 from callhome.net.reverse_ssh import FeedingChannel, _address, _algorithm_options
-from callhome.net.session import Admission, DeviceSession, Orientation
+from callhome.net.session import Admission, DeviceSession, Orientation, local_address
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +226,7 @@ class _TurnServer(asyncssh.SSHServer):
             address=self.address,
             netconf=netconf,
             close_transport=self.conn.close,
+            local_address=local_address(self.conn.get_extra_info),
         )
         await self._listener.admission.session_ready(self.session)
 
