@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ from callhome.cli.client import Api, ApiError, ApiTarget
 from callhome.errors import CallHomeError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_API = 0, 1, 2, 3
+EXIT_PIPE = 128 + 13
+"""What a shell reports for a command ended by SIGPIPE: stdout was closed early (``| head``)."""
 
 
 def _ago(ts: float | None) -> str:
@@ -698,7 +702,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_known_warnings() -> None:
+    """Hide the one warning every command would print otherwise: asyncssh names
+    cryptography's DSA classes when it is imported, and cryptography deprecates DSA. Only
+    that warning: other warnings, cryptography's included, still show."""
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    warnings.filterwarnings(
+        "ignore", message=r"DSA is deprecated", category=CryptographyDeprecationWarning
+    )
+
+
+def _stdout_closed() -> int:
+    """stdout's reader went away (``callhome events | head``): end quietly, as a command
+    killed by SIGPIPE would, and let nothing more be written to the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return EXIT_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_known_warnings()
+    try:
+        code = _run(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _stdout_closed()
+    return code
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         daemon: Callable[[argparse.Namespace], int] | None = getattr(args, "daemon", None)
