@@ -420,14 +420,27 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from callhome.cli.setup import init_agent, init_manager
+    from callhome.cli.setup import existing_config, init_agent, init_manager
+    from callhome.config import default_client_file
 
     directory = Path(args.dir)
+    existing = existing_config(directory, args.role)
+    if existing is not None and not args.force:
+        print(
+            f"{existing} exists: not overwritten (--force writes a new one; the keys beside it "
+            "are kept either way)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     if args.role == "manager":
+        client_file = None
+        if not args.no_client_file:
+            client_file = Path(args.client_file or default_client_file()).expanduser().resolve()
         line = init_manager(
             directory,
             args.listen or None,
             args.api,
+            client_file,
             tls_listen=args.tls_listen or [],
             tls_cert=Path(args.tls_cert) if args.tls_cert else None,
             tls_key=Path(args.tls_key) if args.tls_key else None,
@@ -437,6 +450,10 @@ def cmd_init(args: argparse.Namespace) -> int:
             turn_listen=args.turn_listen or [],
         )
         print(f"wrote {directory / 'manager.toml'}")
+        if client_file is not None:
+            print(f"the manager writes the API address and token for the CLI to {client_file}")
+        else:
+            print("the CLI needs --api and --token, or CALLHOME_API_URL and CALLHOME_API_TOKEN")
         print("give devices this manager key (agent.toml manager_keys):")
         print(line)
         _print_orientation_hints(args, directory)
@@ -535,6 +552,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--manager-host-key", action="append", help="agent: the manager's turn host key line"
+    )
+    s.add_argument(
+        "--client-file",
+        help="manager: where it writes the API address and token for the CLI (default: "
+        "$CALLHOME_CLIENT_FILE or ~/.config/callhome/client.toml)",
+    )
+    s.add_argument(
+        "--no-client-file",
+        action="store_true",
+        help="manager: write no client file (the CLI then needs --api and --token)",
+    )
+    s.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite an existing manager.toml / agent.toml (existing keys are kept)",
     )
     s.set_defaults(daemon=cmd_init)
 
