@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -177,15 +178,30 @@ def cmd_events(api: Api, args: argparse.Namespace) -> int:
 
 
 def _duration(text: str) -> float:
-    """Seconds from '90', '90s', '15m', '2h' or '1d'."""
+    """Seconds from '90', '90s', '15m', '2h' or '1d': a finite number, 0 or more."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     text = text.strip()
+    number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
     try:
-        if text and text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
+        seconds = float(number) * unit
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30s, 15m, 2h)") from None
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (a finite number, e.g. 15m)")
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"a duration cannot be negative: {text!r}")
+    return seconds
+
+
+def _expiry(text: str) -> float:
+    """A duration after which a job is given up: more than 0 (a job that expires at once
+    could never run)."""
+    seconds = _duration(text)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0, not {text!r} (a job that expires at once never runs)"
+        )
+    return seconds
 
 
 def _print_errors(errors: list[dict[str, Any]]) -> None:
@@ -594,7 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_reject)
 
     s = sub.add_parser("forget", help="remove a device from the registry")
-    s.add_argument("name")
+    s.add_argument("name", metavar="NAME|IDENTITY", help="its name, or SHA256:... / x509-name:...")
     s.set_defaults(func=cmd_forget)
 
     s = sub.add_parser("events", help="what happened")
@@ -646,7 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_duration,
         help="wait for the result even if the device is away (up to TIMEOUT, default 1h)",
     )
-    s.add_argument("--expires", type=_duration, help="give up if not run within this time")
+    s.add_argument("--expires", type=_expiry, help="give up if not run within this time")
     s.add_argument("--after", type=_duration, help="do not run before this much time has passed")
     ops = s.add_subparsers(dest="operation", required=True)
     o = ops.add_parser("get")
@@ -719,7 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_duration,
         help="wait for the result even if the device is away (up to TIMEOUT, default 1h)",
     )
-    s.add_argument("--expires", type=_duration, help="give up if not run within this time")
+    s.add_argument("--expires", type=_expiry, help="give up if not run within this time")
     s.add_argument("--after", type=_duration, help="do not run before this much time has passed")
     s.add_argument("--json", action="store_true", help="the whole job as JSON")
     s.add_argument("-n", "--numeric", action="store_true", help="print numeric OIDs, no MIB names")
