@@ -403,9 +403,18 @@ class Manager:
         return device
 
     async def forget(self, name: str, actor: str) -> None:
+        """Forget a named device, given its name or its identity (fingerprint)."""
         device = await self.store.device_by_name(name)
         if device is None:
+            device = await self.store.device_by_fingerprint(name)
+        if device is None:
             raise UnknownDevice(f"no device named {name!r}")
+        if device.name is None:
+            raise DeviceError(
+                f"device {name} is {device.status.value} and has no name to forget "
+                "(`callhome reject` refuses it)"
+            )
+        name = device.name
         await self.store.cancel_device_jobs(name, time.time())
         await self.store.forget(name)
         self.devices.pop(device.fingerprint, None)
