@@ -14,8 +14,9 @@ build=(libyang2-dev gcc libc6-dev python3-dev)
 # Real peers of the interop and integration tests: OpenSSH client and server, socat (call-home
 # splices), yuma123 netconfd (its libyuma-base also ships the IETF YANG modules the agent
 # serves with get-schema), tmux (drives `callhome shell`), Net-SNMP's snmpd and tools,
-# dropbear's dbclient (a second SSH client stack).
-test=(openssh-server openssh-client socat netconfd tmux snmp snmpd dropbear-bin)
+# dropbear's dbclient (a second SSH client stack), openssl (s_server, s_client, x509) and
+# procps (pgrep), which minimal images leave out.
+test=(openssh-server openssh-client socat netconfd tmux snmp snmpd dropbear-bin openssl procps)
 
 case "${1:-test}" in
   build) wanted=("${build[@]}") ;;

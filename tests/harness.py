@@ -155,6 +155,27 @@ class ManagerProc:
         result: list[dict[str, Any]] = response.json()
         return result
 
+    def short_schedule(
+        self, name: str, period: float, anchor: str | None = None, idle_timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Set a schedule shorter than a minute on one of our agents: a plain edit-config of
+        client ``default``'s connection-type with a fractional ``period`` in minutes, a
+        deviation our agent accepts (``callhome schedule`` sends whole minutes only)."""
+        leaves = f"<period>{period / 60:.10g}</period>"
+        if anchor is not None:
+            leaves += f"<anchor-time>{anchor}</anchor-time>"
+        if idle_timeout is not None:
+            leaves += f"<idle-timeout>{round(idle_timeout)}</idle-timeout>"
+        nc = "urn:ietf:params:xml:ns:netconf:base:1.0"
+        config = (
+            '<netconf-server xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-server">'
+            "<call-home><netconf-client><name>default</name>"
+            f'<connection-type xmlns:nc="{nc}" nc:operation="replace">'
+            f"<periodic>{leaves}</periodic></connection-type>"
+            "</netconf-client></call-home></netconf-server>"
+        )
+        return self.cli("netconf", name, "edit-config", "--config", config)
+
     def cli(
         self, *args: str, input: str | None = None, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:

@@ -135,6 +135,19 @@ class ErrorSeverity(enum.StrEnum):
     WARNING = "warning"
 
 
+class ErrorPath(str):
+    """An error-path (an XPath expression, e.g. ``/ex:system/ex:user[ex:name='fred']``) that
+    carries the namespaces of its prefixes; given as an ``RpcErrorInfo``'s ``path``, they
+    become its ``path_namespaces``."""
+
+    namespaces: dict[str, str]
+
+    def __new__(cls, text: str, namespaces: dict[str, str] | None = None) -> ErrorPath:
+        path = super().__new__(cls, text)
+        path.namespaces = dict(namespaces or {})
+        return path
+
+
 @dataclass(frozen=True)
 class RpcErrorInfo:
     """One ``<rpc-error>`` with all its fields.
@@ -152,6 +165,16 @@ class RpcErrorInfo:
     message_lang: str | None = None
     info: str = ""
     info_items: dict[str, str] = field(default_factory=dict)
+    path_namespaces: dict[str, str] = field(default_factory=dict)
+    """prefix -> namespace of the prefixes ``path`` uses, bound on the ``<error-path>``
+    element (RFC 6241 section 4.3: the path's prefixes are those in scope there); taken from
+    ``path`` when it is an ``ErrorPath``."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.path, ErrorPath):
+            if not self.path_namespaces:
+                object.__setattr__(self, "path_namespaces", dict(self.path.namespaces))
+            object.__setattr__(self, "path", str(self.path))
 
     def describe(self) -> str:
         """A one-line human description, e.g. for the CLI."""

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from harness import ManagerProc, Proc, os_port, wait_until
+from peers import require
 
 pytestmark = pytest.mark.integration
 
@@ -115,9 +116,10 @@ def test_rejected_device_stays_refused(manager, make_agent):
 
 
 def test_cut_path_is_noticed_by_keepalives_and_redialed(manager, make_agent):
+    found = require("socat")
     hop = os_port()
     socat = [
-        "socat",
+        found["socat"],
         f"TCP-LISTEN:{hop},bind=127.0.0.1,reuseaddr,fork",
         f"TCP:127.0.0.1:{manager.port}",
     ]

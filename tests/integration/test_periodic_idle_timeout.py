@@ -42,16 +42,7 @@ def test_an_idle_periodic_connection_is_dropped_and_the_device_returns_on_schedu
 
     anchor = math.floor(time.time())
     anchor_text = datetime.fromtimestamp(anchor, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    result = manager.cli(
-        "schedule",
-        "dev1",
-        "--periodic",
-        f"{PERIOD:g}s",
-        "--anchor",
-        anchor_text,
-        "--idle-timeout",
-        f"{IDLE}s",
-    )
+    result = manager.short_schedule("dev1", PERIOD, anchor_text, IDLE)
     assert result.returncode == 0, result.stderr
     # from here the manager sends nothing (it has no job to send, and the schedule is known)
 
@@ -82,8 +73,9 @@ def test_an_idle_periodic_connection_is_dropped_and_the_device_returns_on_schedu
     assert dropped["detail"]["reason"] == "peer closed the connection"  # the device hung up
     # the device said why, and waited for the period, in that order
     output = agent.proc.output()
-    idle_at = output.index(f"no rpc for {IDLE}s; hanging up until the next period")
-    assert output.index("ended by schedule", idle_at) < output.index("next call home in", idle_at)
+    idle_at = output.index(f"not used for {IDLE}s (idle-timeout); hanging up")
+    ended = output.index("(idle-timeout); waiting for the next period", idle_at + 1)
+    assert ended < output.index("next call home in", idle_at)
     # not before idle-timeout after the job (the last rpc is at or after its reply)
     job_done = ordered[0]
     assert dropped["time"] >= job_done["time"] + IDLE - 0.5

@@ -51,16 +51,7 @@ def test_the_manager_ends_a_periodic_session_when_done(manager, make_agent):
 
     anchor = math.floor(time.time())
     anchor_text = datetime.fromtimestamp(anchor, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    result = manager.cli(
-        "schedule",
-        "dev1",
-        "--periodic",
-        f"{PERIOD:g}s",
-        "--anchor",
-        anchor_text,
-        "--idle-timeout",
-        f"{IDLE}s",
-    )
+    result = manager.short_schedule("dev1", PERIOD, anchor_text, IDLE)
     assert result.returncode == 0, result.stderr
 
     # the schedule job done, nothing is left: the manager ends the session by itself
@@ -108,7 +99,9 @@ def test_the_manager_ends_a_periodic_session_when_done(manager, make_agent):
     # have it redial at once); a little slack for clocks
     boundary = anchor + math.ceil((left["time"] - anchor) / PERIOD) * PERIOD
     assert back["time"] >= boundary - 0.2
-    assert "ended by schedule" in dev.proc.output()
+    assert "ended: the manager closed the session; waiting for the next period" in (
+        dev.proc.output()
+    )
 
     # the persistent device was never ended and never left
     steady_events = events(manager, "dev2")

@@ -44,13 +44,18 @@ def test_periodic_device_returns_at_the_next_boundary(manager, make_agent):
 
     anchor = math.floor(time.time())
     anchor_text = datetime.fromtimestamp(anchor, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    result = manager.cli("schedule", "dev1", "--periodic", f"{PERIOD:g}s", "--anchor", anchor_text)
+    result = manager.short_schedule("dev1", PERIOD, anchor_text)
     assert result.returncode == 0, result.stderr
 
-    # an invalid schedule is refused and the old one stays
-    refused = manager.cli("schedule", "dev1", "--periodic", "3s", "--anchor", "noon")
+    # an invalid schedule is refused by the device and the old one stays
+    refused = manager.short_schedule("dev1", 3, "noon")
     assert refused.returncode == 1
     assert "invalid-value" in refused.stderr and "anchor-time" in refused.stderr
+    # callhome schedule follows the model: whole minutes, refused before anything is queued
+    jobs_before = len(manager.api("GET", "/v1/jobs", params={"limit": 1000}).json())
+    refused = manager.cli("schedule", "dev1", "--periodic", "90s")
+    assert refused.returncode == 1 and "whole number of minutes" in refused.stderr
+    assert len(manager.api("GET", "/v1/jobs", params={"limit": 1000}).json()) == jobs_before
     got = manager.cli("netconf", "dev1", "get-config", "--filter", FILTER)
     assert got.returncode == 0, got.stderr
     assert "<period>0.05</period>" in got.stdout and anchor_text in got.stdout

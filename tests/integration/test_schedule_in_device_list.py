@@ -65,7 +65,7 @@ def test_schedule_and_next_expected_time_in_the_device_list(manager, make_agent)
     # an anchor half a period ahead, so the next boundary is never a moment away
     anchor = math.floor(time.time()) + PERIOD / 2
     anchor_text = datetime.fromtimestamp(anchor, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    result = manager.cli("schedule", "dev1", "--periodic", "20s", "--anchor", anchor_text)
+    result = manager.short_schedule("dev1", 20, anchor_text)
     assert result.returncode == 0, result.stderr
 
     schedule = wait_until(lambda: listed(manager, "dev1")["schedule"]["kind"] == "periodic")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +17,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from harness import PY, AgentProc, ManagerProc, os_port, wait_until
+from peers import require
 
 pytestmark = pytest.mark.integration
 
@@ -74,12 +74,13 @@ def device(manager, make_agent):
 
 
 class Tmux:
-    def __init__(self, socket_path: Path) -> None:
+    def __init__(self, program: str, socket_path: Path) -> None:
+        self.program = program
         self.socket = str(socket_path)
 
     def __call__(self, *args: str) -> str:
         out = subprocess.run(
-            ["tmux", "-S", self.socket, *args], capture_output=True, text=True, timeout=10
+            [self.program, "-S", self.socket, *args], capture_output=True, text=True, timeout=10
         )
         assert out.returncode == 0, out.stderr
         return out.stdout
@@ -93,14 +94,12 @@ class Tmux:
 
 @pytest.fixture
 def tmux(tmp_path):
-    if shutil.which("tmux") is None:
-        pytest.skip("tmux not installed")
-    t = Tmux(tmp_path / "tmux.sock")
+    t = Tmux(require("tmux")["tmux"], tmp_path / "tmux.sock")
     yield t
-    subprocess.run(["tmux", "-S", t.socket, "kill-server"], capture_output=True, timeout=10)
+    subprocess.run([t.program, "-S", t.socket, "kill-server"], capture_output=True, timeout=10)
 
 
-def test_shell_in_tmux_output_resize_exit_status_and_restore(tmp_path, manager, device, tmux):
+def test_shell_in_tmux_output_resize_exit_status_and_restore(tmux, tmp_path, manager, device):
     before, after = tmp_path / "stty.before", tmp_path / "stty.after"
     cli = " ".join([*PY, "shell", "dev1"])
     script = tmp_path / "run.sh"
@@ -263,8 +262,10 @@ def test_refused_when_the_device_allows_nothing(manager, make_agent):
 
 
 def test_terminal_closed_abruptly(manager, device):
+    pgrep = require("pgrep")["pgrep"]
+
     def running() -> bool:
-        found = subprocess.run(["pgrep", "-f", "sleep 4242"], capture_output=True, timeout=10)
+        found = subprocess.run([pgrep, "-f", "sleep 4242"], capture_output=True, timeout=10)
         return found.returncode == 0
 
     shell = subprocess.Popen(

@@ -1,48 +1,32 @@
-"""Helpers of the interop tests: finding peers, manager key pairs, fingerprints."""
+"""Helpers of the interop tests: where peers are, manager key pairs, fingerprints.
+
+``require`` (skip naming a missing peer) lives in ``tests/peers.py``, shared with the
+integration tests, and is re-exported here.
+"""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from callhome.cli.setup import init_manager
+from peers import require, require_sshd_runtime
+
+__all__ = [
+    "NETCONFD",
+    "NETCONF_SUBSYSTEM",
+    "SSHD",
+    "KeyPair",
+    "make_manager_key",
+    "require",
+    "require_sshd_runtime",
+    "ssh_fingerprint",
+]
 
 SSHD = "/usr/sbin/sshd"
 NETCONFD = "/usr/sbin/netconfd"
 NETCONF_SUBSYSTEM = "/usr/sbin/netconf-subsystem"
-
-
-def require(*programs: str) -> dict[str, str]:
-    """The full path of each program, or skip the test naming what is missing."""
-    found: dict[str, str] = {}
-    missing: list[str] = []
-    for program in programs:
-        path = shutil.which(program) or (
-            program if os.path.isabs(program) and os.access(program, os.X_OK) else None
-        )
-        if path is None:
-            missing.append(program)
-        else:
-            found[program] = path
-    if missing:
-        pytest.skip(f"interop peer not installed: {', '.join(missing)}")
-    return found
-
-
-def require_sshd_runtime() -> None:
-    """sshd run as root refuses to start without its privilege separation folder."""
-    privsep = Path("/run/sshd")
-    if os.geteuid() != 0 or privsep.is_dir():
-        return
-    try:
-        privsep.mkdir(mode=0o755, parents=True)
-    except OSError as exc:
-        pytest.skip(f"sshd needs {privsep} and it cannot be created: {exc.strerror}")
 
 
 def ssh_fingerprint(public_key_file: Path) -> str:

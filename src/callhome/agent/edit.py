@@ -56,8 +56,8 @@ from lxml import etree
 from callhome.agent.events import EditTarget
 from callhome.agent.xmldata import (
     OP_ATTR,
+    PathNames,
     attributes,
-    display_name,
     elements,
     empty_root,
     is_element,
@@ -68,7 +68,7 @@ from callhome.agent.xmldata import (
     xml_escape,
     xpath_literal,
 )
-from callhome.errors import ErrorTag, ErrorType, RpcError, RpcErrorInfo
+from callhome.errors import ErrorPath, ErrorTag, ErrorType, RpcError, RpcErrorInfo
 
 __all__ = [
     "DEFAULT_OPERATIONS",
@@ -174,7 +174,11 @@ class Edit:
         """What the edit did, one record per operation requested (see the module docstring)."""
         if self._whole:
             return (EditTarget("/", "replace"),)
-        return tuple(EditTarget(self._render_path(path), op) for path, op in self._records)
+        targets = []
+        for path, op in self._records:
+            rendered = self._render_path(path)
+            targets.append(EditTarget(str(rendered), op, tuple(rendered.namespaces.items())))
+        return tuple(targets)
 
     # -- matching ------------------------------------------------------------------------------
 
@@ -442,10 +446,11 @@ class Edit:
             )
         )
 
-    def _render_path(self, path: tuple[etree._Element, ...]) -> str:
+    def _render_path(self, path: tuple[etree._Element, ...]) -> ErrorPath:
+        names = PathNames()
         steps = []
         for el in path:
-            step = display_name(el)
+            step = names.name(el)
             declared = self._list_keys.get(el.tag)
             key_leaves: list[etree._Element] = []
             if declared:
@@ -453,9 +458,9 @@ class Edit:
             elif el in self._keyed:
                 key_leaves = [next(c for c in el if is_element(c))]
             for leaf in key_leaves:
-                step += f"[{display_name(leaf)}={xpath_literal(value(leaf))}]"
+                step += f"[{names.name(leaf)}={xpath_literal(value(leaf))}]"
             steps.append(step)
-        return "/" + "/".join(steps)
+        return names.path(steps)
 
 
 def _new_element(parent: etree._Element, cfg: etree._Element) -> etree._Element:

@@ -43,6 +43,8 @@ class EditTarget:
     whole datastore."""
     operation: str
     """merge, replace, create, delete or remove (RFC 6241 section 7.2)."""
+    namespaces: tuple[tuple[str, str], ...] = ()
+    """(prefix, namespace) of each prefix ``target`` uses."""
 
 
 @dataclass(frozen=True)

@@ -600,11 +600,10 @@ class NotificationCenter:
         else:
             self._session_parms(changed_by, event.session_id)
         _leaf(content, "datastore", event.datastore)
-        prefixes = {}
-        if event.edit is not None:
-            prefixes = {p: uri for p, uri in event.edit.nsmap.items() if p}
         for target in event.targets:
             edit = etree.SubElement(content, f"{{{NS_NC_NOTIFICATIONS}}}edit")
+            # the instance-identifier's prefixes, bound where it stands (RFC 7950 9.13)
+            prefixes: dict[Any, str] = dict(target.namespaces)
             path = etree.SubElement(edit, f"{{{NS_NC_NOTIFICATIONS}}}target", nsmap=prefixes)
             path.text = target.target
             _leaf(edit, "operation", target.operation)

@@ -16,16 +16,23 @@ import asyncssh
 from lxml import etree
 
 from callhome.agent.datastore import Datastore
+from callhome.agent.library import STATE_LIST_KEYS, ModuleLibrary, protocol_modules
 from callhome.agent.managers import ManagerDirectory
 from callhome.agent.nacm import Nacm, NacmError
-from callhome.agent.netconf_service import NetconfService
+from callhome.agent.netconf_service import CAPABILITIES, NetconfService
 from callhome.agent.notifications import EventLog, LoggedEvent, NotificationCenter
-from callhome.agent.schedule import ScheduleState
+from callhome.agent.schedule import (
+    CALL_HOME_LIST_KEYS,
+    ScheduleState,
+    clients_of,
+    endpoint_guard,
+    sync_endpoints,
+)
 from callhome.agent.schedule import check as check_schedule
 from callhome.agent.snmp import build_agent
 from callhome.agent.snmp_notify import Notifier, build_notifier
 from callhome.agent.terminal import DeviceAccess
-from callhome.agent.yang import MONITORING_NS, load_modules
+from callhome.agent.yang import load_modules
 from callhome.config import (
     DEFAULT_SNMP_TLS_PORT,
     DEFAULT_SSH_PORT,
@@ -43,7 +50,6 @@ from callhome.net.reverse_tls import DeviceTlsSettings, dial_reverse_tls
 from callhome.net.snmp_tls import SnmpTlsService, dial_snmp_tls
 from callhome.net.turn import DeviceTurnSettings, dial_turn
 from callhome.proto.reconnect import ReconnectPlan
-from callhome.proto.schedule import CAPABILITY as SCHEDULE_CAPABILITY
 from callhome.proto.schedule import Periodic, next_dial
 from callhome.proto.snmp import Oid, VarBind
 
@@ -105,18 +111,30 @@ class Agent:
         self.yang = load_modules(config.yang, config.path)
         """The device's YANG modules (``callhome.agent.yang``); None: a schemaless device."""
         yang = self.yang
-        list_keys: dict[str, Sequence[str]] = {**(yang.list_keys if yang else {})}
-        list_keys.update(config.list_keys)
+        wanted = config.notifications
+        modules = config.yang
+        self.library = ModuleLibrary(
+            protocol_modules(CAPABILITIES, notifications=wanted.enabled),
+            yang,
+            folders=[config.path(p) for p in (*modules.modules, *modules.search_path)]
+            + [config.path(p) for p in modules.standard_modules],
+        )
+        """What the device advertises and serves of its modules (``callhome.agent.library``)."""
+        list_keys: dict[str, Sequence[str]] = {
+            **STATE_LIST_KEYS,
+            **CALL_HOME_LIST_KEYS,
+            **(yang.list_keys if yang else {}),
+            **config.list_keys,
+        }
         self.datastore = Datastore(
             config.path(config.datastore),
             list_keys=list_keys,
             defaults=yang.defaults if yang else None,
             schema=yang,
-            state_providers=[yang.state] if yang else (),
+            state_providers=[self.library.state],
         )
         if yang is not None:
             yang.check_stored(self.datastore)
-        wanted = config.notifications
         self.notifications: NotificationCenter | None = None
         if wanted.enabled:
             event_log = EventLog(
@@ -135,7 +153,7 @@ class Agent:
         )
         self.access = Nacm(
             modules={
-                **({**yang.namespaces, MONITORING_NS: "ietf-netconf-monitoring"} if yang else {}),
+                **{m.namespace: m.name for m in self.library.modules.values() if m.implemented},
                 **config.nacm_modules,
             },
             list_keys=list_keys,
@@ -147,23 +165,28 @@ class Agent:
                 self.datastore,
                 notifications=self.notifications,
                 access=self.access,
-                # the call-home schedule lives in (a subset of) ietf-netconf-server
-                extra_capabilities=[SCHEDULE_CAPABILITY],
             )
         except NacmError as exc:
             raise ConfigError(f"NACM rules in the running datastore: {exc}") from None
-        if yang is not None:
-            yang.serve(self.netconf)
+        self.library.serve(self.netconf)
         self.access.check_startup([e.name or e.address for e in config.endpoints])
-        self.schedule = ScheduleState(self.datastore.read("running"), read=self.datastore.read)
-        """The call-home connection type in running (``callhome.agent.schedule``), live."""
+        clients = clients_of(config, DEFAULT_PORTS)
+        sync_endpoints(self.datastore, clients)
+        self.schedule = ScheduleState(
+            self.datastore.read("running"), read=self.datastore.read, clients=list(clients)
+        )
+        """The call-home clients' connection types in running (``callhome.agent.schedule``),
+        live; ``schedule.client`` is the one of the endpoint in use."""
         self.schedule.on_change = self._schedule_changed
         self.netconf.add_validator(check_schedule)
+        self.netconf.add_validator(endpoint_guard(clients))
         self.datastore.add_change_listener(self.schedule.changed)
         self.netconf.add_session_end_listener(self._session_ended)
         self._replan = asyncio.Event()
         self._session_done = False
         """The connection's work is done (close-session, or idle): a periodic device waits."""
+        self._ended_by = ""
+        """Why the device itself ended the connection ("" : it did not)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self.endpoints = [parse_hostport(e.address, default_port(e)) for e in config.endpoints]
         self.connection: CallHomeConnection | None = None
@@ -305,13 +328,17 @@ class Agent:
         self._soon(0.0, self._replan.set)
 
     def _session_ended(self, session_id: int, reason: str) -> None:
-        if reason != "closed":
+        """When the last NETCONF session on the connection ends with close-session, the
+        device closes the connection (RFC 8071: the connection exists for the session) and
+        dials again as its schedule says: at once when persistent, at the next boundary when
+        periodic. A session that ends otherwise leaves the connection to its keepalives."""
+        conn = self.connection
+        if reason != "closed" or conn is None or self.netconf.session_ids:
             return
         self._session_done = True
-        conn = self.connection
-        if conn is not None and isinstance(self.schedule.kind, Periodic):
-            log.info("session %d closed; hanging up until the next period", session_id)
-            self._soon(CLOSE_GRACE, conn.abort)
+        self._ended_by = "the manager closed the session"
+        log.info("NETCONF session %d: %s; closing the connection", session_id, self._ended_by)
+        self._soon(CLOSE_GRACE, conn.abort)
 
     def _last_activity(self) -> float:
         """``time.monotonic()`` when a manager last used the device: a NETCONF operation, an
@@ -331,8 +358,9 @@ class Agent:
             if isinstance(kind, Periodic) and kind.idle_timeout > 0:
                 remaining = self._last_activity() + kind.idle_timeout - time.monotonic()
                 if remaining <= 0:
-                    log.info("no rpc for %gs; hanging up until the next period", kind.idle_timeout)
                     self._session_done = True
+                    self._ended_by = f"not used for {kind.idle_timeout:g}s (idle-timeout)"
+                    log.info("%s; hanging up until the next period", self._ended_by)
                     conn.abort()
                     return
             with contextlib.suppress(TimeoutError):
@@ -404,6 +432,8 @@ class Agent:
                 self.plan.failed()
                 continue
             self.plan.connected(attempt.endpoint)
+            self.schedule.client = self.config.endpoints[attempt.endpoint].client
+            self._ended_by = ""
             self.connection = conn
             self.connections_made += 1
             self.connected.set()
@@ -420,10 +450,12 @@ class Agent:
                 conn.abort()
             self.plan.disconnected()
             if self._session_done:
-                log.info("connection to %s:%d ended by schedule", host, port)
+                periodic = isinstance(self.schedule.kind, Periodic)
+                after = "waiting for the next period" if periodic else "calling again"
+                log.info("connection to %s:%d ended: %s; %s", host, port, self._ended_by, after)
                 await self._await_period()
             else:
-                log.info("connection to %s:%d ended; redialing", host, port)
+                log.info("connection to %s:%d lost; redialing", host, port)
 
 
 async def run_agent(path: Path) -> None:

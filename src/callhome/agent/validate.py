@@ -50,7 +50,7 @@ from callhome.agent.xmldata import (
     value,
     xml_escape,
 )
-from callhome.errors import ErrorTag, ErrorType, RpcError, RpcErrorInfo
+from callhome.errors import ErrorPath, ErrorTag, ErrorType, RpcError, RpcErrorInfo
 
 __all__ = ["Checker", "SchemaValidator", "inline_config"]
 
@@ -83,9 +83,21 @@ def _error(
         app_tag=app_tag,
         message=message,
         path=path,
-        info="".join(f"<{k}>{xml_escape(v)}</{k}>" for k, v in items.items()),
-        info_items=items,
+        info="".join(_info_xml(k, v) for k, v in items.items()),
+        info_items={k: str(v) for k, v in items.items()},
     )
+
+
+def _info_xml(name: str, text: str) -> str:
+    """One error-info child; an ``ErrorPath`` (an instance-identifier, RFC 7950 section
+    9.13) carries its prefixes' namespaces on the element."""
+    bound = ""
+    if isinstance(text, ErrorPath):
+        bound = "".join(
+            f' xmlns:{p}="{xml_escape(uri).replace(chr(34), "&quot;")}"'
+            for p, uri in text.namespaces.items()
+        )
+    return f"<{name}{bound}>{xml_escape(text)}</{name}>"
 
 
 class Checker:

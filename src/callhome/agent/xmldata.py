@@ -8,10 +8,13 @@ between datastores (a candidate with no changes *is* running's tree).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, cast
 
 from lxml import etree
+
+from callhome.errors import ErrorPath
 
 __all__ = [
     "CONFIG_TAG",
@@ -19,6 +22,7 @@ __all__ = [
     "NETCONF_BASE_NS",
     "OP_ATTR",
     "PARSER",
+    "PathNames",
     "attributes",
     "count",
     "display_name",
@@ -110,6 +114,47 @@ def display_name(el: etree._Element) -> str:
     return f"{el.prefix}:{name}" if el.prefix else name
 
 
+_NOT_NCNAME: Final = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def _derived_prefix(ns: str) -> str:
+    """A prefix for a namespace no element of the path gives one: its last segment
+    (``urn:example:demo`` -> ``demo``, ``...:yang:ietf-netconf-server`` ->
+    ``ietf-netconf-server``), made an NCName."""
+    tail = re.split(r"[:/#]", ns.rstrip(":/#"))[-1]
+    tail = _NOT_NCNAME.sub("-", tail)
+    if not tail or not (tail[0].isalpha() or tail[0] == "_") or tail.lower().startswith("xml"):
+        tail = f"ns-{tail}" if tail else "ns"
+    return tail
+
+
+class PathNames:
+    """Names path steps with prefixes bound to their namespaces: an element's own prefix
+    where it has one, else one derived from the namespace; ``namespaces`` collects them."""
+
+    def __init__(self) -> None:
+        self.namespaces: dict[str, str] = {}
+        self._prefix_of: dict[str, str] = {}
+
+    def name(self, el: etree._Element) -> str:
+        ns = namespace(el.tag)
+        name = local(el.tag)
+        if ns is None:
+            return name
+        prefix = self._prefix_of.get(ns)
+        if prefix is None:
+            wanted = el.prefix or _derived_prefix(ns)
+            prefix, n = wanted, 2
+            while prefix in self.namespaces:
+                prefix, n = f"{wanted}{n}", n + 1
+            self.namespaces[prefix] = ns
+            self._prefix_of[ns] = prefix
+        return f"{prefix}:{name}"
+
+    def path(self, steps: Sequence[str]) -> ErrorPath:
+        return ErrorPath("/" + "/".join(steps), self.namespaces)
+
+
 def xpath_literal(text: str) -> str:
     return f'"{text}"' if "'" in text else f"'{text}'"
 
@@ -118,18 +163,20 @@ def xml_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def path_of(el: etree._Element, list_keys: Mapping[str, Sequence[str]]) -> str:
-    """The error-path of a stored element: its ancestors below ``<data>`` and itself, named
-    with their prefixes, with ``[key='value']`` predicates on declared list entries."""
+def path_of(el: etree._Element, list_keys: Mapping[str, Sequence[str]]) -> ErrorPath:
+    """The error-path of a stored element: its ancestors below ``<data>`` and itself, with
+    ``[key='value']`` predicates on declared list entries; each name carries a prefix bound
+    in the path's ``namespaces`` (``PathNames``)."""
     chain = [el, *el.iterancestors()]
     if chain[-1].tag == DATA_TAG:
         chain.pop()
+    names = PathNames()
     steps = []
     for node in reversed(chain):
-        step = display_name(node)
+        step = names.name(node)
         for key_tag in list_keys.get(node.tag, ()):
             leaf = next((c for c in node if c.tag == key_tag), None)
             if leaf is not None and is_leaf(leaf):
-                step += f"[{display_name(leaf)}={xpath_literal(value(leaf))}]"
+                step += f"[{names.name(leaf)}={xpath_literal(value(leaf))}]"
         steps.append(step)
-    return "/" + "/".join(steps)
+    return names.path(steps)

@@ -1,4 +1,4 @@
-"""YANG modules on the device: what it advertises, serves, and validates configuration against.
+"""YANG modules configured on the device: the schema its configuration is validated against.
 
 ``YangModules`` is built once, when the agent starts, from the ``[yang]`` section of its config
 (``callhome.config.YangSection``). Without modules the agent does not build one and its
@@ -14,25 +14,10 @@ Modules
     turns on every feature of every module, ``MODULE:*`` those of one module,
     ``MODULE:FEATURE`` one of them.
 
-Advertised
-    In the hello (RFC 7950 section 5.6.4): the yang-library capability with its revision and
-    the module-set-id; the RFC 6020 module capability (``NS?module=NAME&revision=DATE``,
-    ``&features=...``) of each implemented YANG version 1 module, and of
-    ietf-netconf-monitoring, which offers get-schema. YANG 1.1 modules are listed in the YANG
-    library only, as RFC 7950 asks.
-
-State data (``get``)
-    ``/modules-state`` of ietf-yang-library (RFC 7895): every module with its revision,
-    namespace, features, conformance-type and submodules (ietf-yang-library and
-    ietf-netconf-monitoring themselves included), and ``/netconf-state/schemas`` of
-    ietf-netconf-monitoring (RFC 6022): every module and submodule file, format yang, location
-    NETCONF.
-
-get-schema (RFC 6022 section 3.1)
-    ``identifier`` (a module or submodule name), optional ``version`` (its revision) and
-    ``format`` (only yang). The reply's ``<data>`` (ietf-netconf-monitoring namespace) holds
-    the file's text exactly. No match: ``invalid-value``; several (revisions, no version
-    given): ``operation-failed`` with error-app-tag ``data-not-unique``.
+Told
+    What the device advertises and serves of these modules (hello, YANG library, get-schema)
+    is the job of ``callhome.agent.library.ModuleLibrary``; ``library_modules`` and ``texts``
+    give it the modules and their files.
 
 Validation
     ``validate(root)`` checks the top-level elements of a datastore in the namespaces of the
@@ -58,7 +43,7 @@ import hashlib
 import itertools
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -66,7 +51,7 @@ from typing import Any, Final
 from lxml import etree
 
 from callhome.agent.datastore import Datastore
-from callhome.agent.netconf_service import NetconfService
+from callhome.agent.library import LibraryModule
 from callhome.agent.xmldata import empty_root, is_element, namespace
 from callhome.agent.yang_errors import schema_error, unknown_namespace
 from callhome.agent.yang_lib import (
@@ -79,45 +64,15 @@ from callhome.agent.yang_lib import (
 )
 from callhome.agent.yang_load import Finder, module_files
 from callhome.config import YangSection
-from callhome.errors import ConfigError, ErrorTag, ErrorType, RpcError, RpcErrorInfo
+from callhome.errors import ConfigError, RpcError, RpcErrorInfo
 
 __all__ = [
-    "GET_SCHEMA",
-    "MONITORING_NS",
-    "YANG_LIBRARY_CAPABILITY",
-    "YANG_LIBRARY_NS",
     "YangModules",
     "load_modules",
 ]
 
 log = logging.getLogger(__name__)
 
-YANG_LIBRARY_NS: Final = "urn:ietf:params:xml:ns:yang:ietf-yang-library"
-YANG_LIBRARY_REVISION: Final = "2016-06-21"
-YANG_LIBRARY_CAPABILITY: Final = "urn:ietf:params:netconf:capability:yang-library:1.0"
-MONITORING_NS: Final = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
-MONITORING_REVISION: Final = "2010-10-04"
-GET_SCHEMA: Final = f"{{{MONITORING_NS}}}get-schema"
-
-_BUILT_IN: Final = (
-    ("ietf-yang-library", YANG_LIBRARY_REVISION, YANG_LIBRARY_NS),
-    ("ietf-netconf-monitoring", MONITORING_REVISION, MONITORING_NS),
-)
-_STATE_LISTS: Final = {
-    f"{{{YANG_LIBRARY_NS}}}module": (
-        f"{{{YANG_LIBRARY_NS}}}name",
-        f"{{{YANG_LIBRARY_NS}}}revision",
-    ),
-    f"{{{YANG_LIBRARY_NS}}}submodule": (
-        f"{{{YANG_LIBRARY_NS}}}name",
-        f"{{{YANG_LIBRARY_NS}}}revision",
-    ),
-    f"{{{MONITORING_NS}}}schema": (
-        f"{{{MONITORING_NS}}}identifier",
-        f"{{{MONITORING_NS}}}version",
-        f"{{{MONITORING_NS}}}format",
-    ),
-}
 _MAX_DEPTH: Final = 64
 """Most levels of imports and includes followed from an implemented module."""
 
@@ -133,7 +88,7 @@ class _Module:
 
 
 class YangModules:
-    """The device's YANG modules: hello capabilities, YANG library, get-schema, validation.
+    """The device's configured YANG modules: the schema, its facts, and validation.
 
     ``modules`` are files or folders of implemented modules; ``search_path`` folders where
     imported modules and submodules are looked for as well; ``features`` as in the module
@@ -304,82 +259,38 @@ class YangModules:
 
     @property
     def list_keys(self) -> Mapping[str, tuple[str, ...]]:
-        """The schema's lists and single-instance elements, and the YANG library's lists."""
-        return {**_STATE_LISTS, **self._facts.list_keys}
+        """The schema's lists and single-instance elements."""
+        return dict(self._facts.list_keys)
 
     @property
     def defaults(self) -> Mapping[str, str]:
         return self._facts.defaults
 
-    @property
-    def capabilities(self) -> list[str]:
-        """The hello's capabilities for these modules (see the module docstring)."""
-        caps = [
-            f"{YANG_LIBRARY_CAPABILITY}?revision={YANG_LIBRARY_REVISION}"
-            f"&module-set-id={self.module_set_id}",
-            f"{MONITORING_NS}?module=ietf-netconf-monitoring&revision={MONITORING_REVISION}",
-        ]
+    def library_modules(self) -> Iterator[LibraryModule]:
+        """Every module, implemented or imported, as the YANG library lists it."""
         for m in self._modules.values():
-            if not m.implemented or m.header.yang_version != "1":
-                continue
-            cap = f"{m.header.namespace}?module={m.header.name}"
-            if m.header.revision:
-                cap += f"&revision={m.header.revision}"
-            if m.features:
-                cap += f"&features={','.join(m.features)}"
-            caps.append(cap)
-        return caps
-
-    def state(self) -> list[etree._Element]:
-        """``/modules-state`` and ``/netconf-state/schemas``, for ``get``."""
-        lib = _top(YANG_LIBRARY_NS, "modules-state")
-        _leaf(lib, YANG_LIBRARY_NS, "module-set-id", self.module_set_id)
-        rows = [
-            (m.header.name, m.header.revision, m.header.namespace) for m in self._modules.values()
-        ]
-        for name, revision, ns in _BUILT_IN:
-            if name not in self._modules:
-                rows.append((name, revision, ns))
-        for name, revision, ns in rows:
-            entry = _leaf(lib, YANG_LIBRARY_NS, "module", None)
-            _leaf(entry, YANG_LIBRARY_NS, "name", name)
-            _leaf(entry, YANG_LIBRARY_NS, "revision", revision)
-            _leaf(entry, YANG_LIBRARY_NS, "namespace", ns)
-            m = self._modules.get(name)
-            for feature in m.features if m is not None else ():
-                _leaf(entry, YANG_LIBRARY_NS, "feature", feature)
-            implemented = m is None or m.implemented
-            _leaf(
-                entry, YANG_LIBRARY_NS, "conformance-type", "implement" if implemented else "import"
+            yield LibraryModule(
+                m.header.name,
+                m.header.revision,
+                m.header.namespace,
+                implemented=m.implemented,
+                features=m.features,
+                yang_version=m.header.yang_version,
+                submodules=tuple((s.name, s.revision) for s in m.submodules),
             )
-            for sub in m.submodules if m is not None else ():
-                sub_el = _leaf(entry, YANG_LIBRARY_NS, "submodule", None)
-                _leaf(sub_el, YANG_LIBRARY_NS, "name", sub.name)
-                _leaf(sub_el, YANG_LIBRARY_NS, "revision", sub.revision)
-        mon = _top(MONITORING_NS, "netconf-state")
-        schemas = _leaf(mon, MONITORING_NS, "schemas", None)
-        for header, _path, _text in self._files():
-            schema = _leaf(schemas, MONITORING_NS, "schema", None)
-            _leaf(schema, MONITORING_NS, "identifier", header.name)
-            _leaf(schema, MONITORING_NS, "version", header.revision)
-            _leaf(schema, MONITORING_NS, "format", "yang")
-            _leaf(schema, MONITORING_NS, "namespace", header.namespace)
-            _leaf(schema, MONITORING_NS, "location", "NETCONF")
-        return [lib, mon]
 
-    def _files(self) -> Iterable[tuple[ModuleHeader, Path, str]]:
+    def texts(self) -> Iterator[tuple[LibraryModule, str]]:
+        """(module or submodule, its file's text), each file once; a submodule carries the
+        namespace of the module it belongs to."""
         for m in self._modules.values():
-            yield m.header, m.path, m.text
+            h = m.header
+            yield (
+                LibraryModule(h.name, h.revision, h.namespace, yang_version=h.yang_version),
+                m.text,
+            )
             for sub in m.submodules:
-                path, text = self._sub_texts[(sub.name, sub.revision)]
-                yield sub.with_namespace(m.header.namespace), path, text
-
-    def serve(self, service: NetconfService) -> None:
-        """Advertise the modules in ``service``'s hello and serve get-schema on it."""
-        for capability in self.capabilities:
-            if capability not in service.capabilities:
-                service.capabilities.append(capability)
-        service.add_operation(GET_SCHEMA, lambda _session, op: self.get_schema(op))
+                _path, text = self._sub_texts[(sub.name, sub.revision)]
+                yield LibraryModule(sub.name, sub.revision, h.namespace), text
 
     def check_stored(self, datastore: Datastore) -> None:
         """ConfigError unless every stored datastore conforms to the modules (at start)."""
@@ -398,55 +309,6 @@ class YangModules:
                     f"the {name} datastore{where} does not conform to the YANG modules: "
                     f"{problems}. Correct or remove it, or change [yang]."
                 ) from None
-
-    # -- get-schema ----------------------------------------------------------------------------
-
-    def get_schema(self, operation: etree._Element) -> etree._Element:
-        """The reply content of a ``<get-schema>``: ``<data>`` with the module's text."""
-        params: dict[str, str] = {}
-        for child in operation:
-            if not is_element(child):
-                continue
-            name = etree.QName(child).localname
-            if namespace(child.tag) != MONITORING_NS or name not in (
-                "identifier",
-                "version",
-                "format",
-            ):
-                raise _rpc_error(ErrorTag.UNKNOWN_ELEMENT, f"unexpected parameter {name!r}", name)
-            if name in params:
-                raise _rpc_error(ErrorTag.BAD_ELEMENT, f"parameter {name!r} given twice", name)
-            params[name] = (child.text or "").strip()
-        identifier = params.get("identifier")
-        if not identifier:
-            raise _rpc_error(
-                ErrorTag.MISSING_ELEMENT, "get-schema needs an identifier", "identifier"
-            )
-        fmt = params.get("format", "yang").rpartition(":")[2]
-        if fmt != "yang":
-            raise _rpc_error(
-                ErrorTag.INVALID_VALUE, f"schema format {fmt!r} is not offered: yang only", "format"
-            )
-        version = params.get("version")
-        found = [
-            (header, text)
-            for header, _path, text in self._files()
-            if header.name == identifier and (not version or header.revision == version)
-        ]
-        if not found:
-            at = f" revision {version}" if version else ""
-            raise _rpc_error(
-                ErrorTag.INVALID_VALUE, f"no schema {identifier!r}{at} on this device", "identifier"
-            )
-        if len(found) > 1:
-            raise RpcError.single(
-                ErrorTag.OPERATION_FAILED,
-                f"several revisions of {identifier!r}: give a version",
-                app_tag="data-not-unique",
-            )
-        data = _top(MONITORING_NS, "data")
-        data.text = found[0][1]
-        return data
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -492,22 +354,6 @@ class YangModules:
 
 def _declared(module: _Module) -> set[str]:
     return set(module.header.features).union(*(s.features for s in module.submodules))
-
-
-def _top(ns: str, name: str) -> etree._Element:
-    nsmap: dict[Any, str] = {None: ns}
-    return etree.Element(f"{{{ns}}}{name}", nsmap=nsmap)
-
-
-def _leaf(parent: etree._Element, ns: str, name: str, text: str | None) -> etree._Element:
-    el = etree.SubElement(parent, f"{{{ns}}}{name}")
-    if text is not None:
-        el.text = text
-    return el
-
-
-def _rpc_error(tag: ErrorTag, message: str, bad_element: str) -> RpcError:
-    return RpcError.single(tag, message, type=ErrorType.PROTOCOL, info={"bad-element": bad_element})
 
 
 def load_modules(section: YangSection, resolve: Callable[[Path], Path]) -> YangModules | None:

@@ -2,6 +2,9 @@
 
 Every route but ``/v1/health`` needs ``Authorization: Bearer <token>``. Errors are mapped
 to HTTP in one place (``_error_response``) and always carry ``{"error": kind, "message": ...}``.
+Malformed operator input (a body that does not validate, a filter or config that is not
+well-formed XML, a datastore or identity that cannot be one) is HTTP 400 with the reason,
+and nothing is queued.
 """
 
 from __future__ import annotations
@@ -9,9 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from lxml import etree
@@ -27,6 +31,7 @@ from callhome.errors import (
     Conflict,
     DeviceError,
     DeviceOffline,
+    LocalProtocolError,
     NotFound,
     ProtocolError,
     RpcError,
@@ -34,9 +39,12 @@ from callhome.errors import (
     SessionClosed,
     UnknownDevice,
 )
+from callhome.identity import is_identity, parse_identity
 from callhome.manager import snmp as snmp_jobs
 from callhome.manager.mibs import MibNames
 from callhome.manager.schedule import next_expected
+from callhome.manager.schedule_job import KIND as SCHEDULE_JOB
+from callhome.manager.schedule_job import schedule_payload
 from callhome.manager.service import Manager
 from callhome.proto.netconf import messages
 from callhome.storage import Device, Event
@@ -69,6 +77,16 @@ def _error_response(exc: Exception) -> JSONResponse:
         ]
         body["reply"] = exc.reply_xml
     return JSONResponse(body, status_code=status)
+
+
+def _validation_response(exc: RequestValidationError) -> JSONResponse:
+    """A request that does not fit its model: 400, each problem named by where it is."""
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        problems.append(f"{where}: {err.get('msg', 'invalid')}" if where else err.get("msg", ""))
+    message = "; ".join(problems) or "invalid request"
+    return JSONResponse({"error": "InvalidRequest", "message": message}, status_code=400)
 
 
 def schedule_json(d: Device, now: float) -> dict[str, Any]:
@@ -150,11 +168,16 @@ class NetconfBody(BaseModel):
         None,
         ge=0,
         le=3600,
+        allow_inf_nan=False,
         description="Seconds to wait for the result (default: wait if the "
         "device is connected, return at once if it is away).",
     )
-    not_before: float | None = Field(None, description="Unix time before which not to run.")
-    expires: float | None = Field(None, description="Unix time after which never to run.")
+    not_before: float | None = Field(
+        None, allow_inf_nan=False, description="Unix time before which not to run."
+    )
+    expires: float | None = Field(
+        None, allow_inf_nan=False, description="Unix time after which never to run."
+    )
 
 
 class SnmpVarBindBody(BaseModel):
@@ -177,6 +200,31 @@ class SnmpBody(BaseModel):
     )
     varbinds: list[SnmpVarBindBody] = Field(default_factory=list, description="For set.")
     max_repetitions: int = Field(25, ge=1, le=1000, description="For bulkwalk.")
+    wait: float | None = Field(None, ge=0, le=3600, allow_inf_nan=False)
+    not_before: float | None = Field(None, allow_inf_nan=False)
+    expires: float | None = Field(None, allow_inf_nan=False)
+
+
+class ScheduleBody(BaseModel):
+    """A device's call-home connection type (``callhome.manager.schedule_job``)."""
+
+    connection: Literal["persistent", "periodic"]
+    period: float | None = Field(
+        None,
+        description="periodic: seconds between connections, a whole number of minutes "
+        "(default 60 minutes)",
+    )
+    anchor: str | None = Field(
+        None, description="periodic: a date-and-time on a whole minute the schedule runs through"
+    )
+    idle_timeout: float | None = Field(
+        None, description="periodic: seconds without use before the device hangs up (0: never)"
+    )
+    client: str | None = Field(
+        None,
+        description="The device's call-home client (netconf-client entry) to change; "
+        "default: the one whose endpoint is this manager",
+    )
     wait: float | None = Field(None, ge=0, le=3600)
     not_before: float | None = None
     expires: float | None = None
@@ -184,9 +232,9 @@ class SnmpBody(BaseModel):
 
 class GroupBody(BaseModel):
     edits: list[str] = Field(min_length=1, description="Contents of <config>, one per edit.")
-    wait: float | None = Field(None, ge=0, le=3600)
-    not_before: float | None = None
-    expires: float | None = None
+    wait: float | None = Field(None, ge=0, le=3600, allow_inf_nan=False)
+    not_before: float | None = Field(None, allow_inf_nan=False)
+    expires: float | None = Field(None, allow_inf_nan=False)
 
 
 def job_json(j: Job, mibs: MibNames | None = None) -> dict[str, Any]:
@@ -212,26 +260,58 @@ def job_json(j: Job, mibs: MibNames | None = None) -> dict[str, Any]:
     }
 
 
+DATASTORES = ("running", "candidate", "startup")
+"""The configuration datastores an operation may name (RFC 6241); a name with ``:`` is a URL."""
+
+
+def _datastore(name: str, what: str) -> str:
+    if name in DATASTORES or ":" in name:
+        return name
+    raise ConfigError(
+        f"{what} {name!r} is not a datastore: one of {', '.join(DATASTORES)}, or a URL (:url)"
+    )
+
+
+def _fragment(xml: str | None, what: str) -> None:
+    """ConfigError naming ``what`` when ``xml`` is not a well-formed fragment of elements."""
+    if xml is None:
+        return
+    try:
+        messages.parse_fragment(xml)
+    except LocalProtocolError as exc:
+        raise ConfigError(f"bad {what}: {exc}") from None
+
+
 def build_operation(body: NetconfBody) -> etree._Element:
+    """The operation element asked for; ConfigError (HTTP 400) naming what is malformed."""
+    _fragment(body.filter, "filter")
+    _fragment(body.config, "config")
+    try:
+        return _build_operation(body)
+    except LocalProtocolError as exc:
+        raise ConfigError(f"{body.operation}: {exc}") from None
+
+
+def _build_operation(body: NetconfBody) -> etree._Element:
     op = body.operation
     if op == "get":
         return messages.op_get(body.filter)
     if op == "get-config":
-        return messages.op_get_config(body.source, body.filter)
+        return messages.op_get_config(_datastore(body.source, "source"), body.filter)
     if op == "edit-config":
         if not body.config:
             raise ConfigError("edit-config needs 'config' (the XML content of <config>)")
         return messages.op_edit_config(
-            body.target,
+            _datastore(body.target, "target"),
             body.config,
             default_operation=body.default_operation,
             error_option=body.error_option,
             test_option=body.test_option,
         )
     if op == "lock":
-        return messages.op_lock(body.target)
+        return messages.op_lock(_datastore(body.target, "target"))
     if op == "unlock":
-        return messages.op_unlock(body.target)
+        return messages.op_unlock(_datastore(body.target, "target"))
     if op == "kill-session":
         if body.session_id is None:
             raise ConfigError("kill-session needs 'session_id'")
@@ -269,6 +349,10 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
     app.state.tokens = TokenSet(token, tokens)
     app.include_router(terminal_router(manager, _error_response))
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_response(exc)
+
     @app.exception_handler(Exception)
     async def _handle(request: Request, exc: Exception) -> JSONResponse:
         response = _error_response(exc)
@@ -291,15 +375,18 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
 
     @app.post("/v1/devices/{fingerprint:path}/approve")
     async def approve(fingerprint: str, body: ApproveBody, who: Actor) -> dict[str, Any]:
-        return device_json(await manager.approve(fingerprint, body.name, who, body.credential))
+        identity = parse_identity(fingerprint)
+        return device_json(await manager.approve(identity, body.name, who, body.credential))
 
     @app.post("/v1/devices/{fingerprint:path}/reject")
     async def reject(fingerprint: str, who: Actor) -> dict[str, Any]:
-        return device_json(await manager.reject(fingerprint, who))
+        return device_json(await manager.reject(parse_identity(fingerprint), who))
 
     @app.delete("/v1/devices/{name:path}")
     async def forget(name: str, who: Actor) -> dict[str, Any]:
-        await manager.forget(name, who)
+        """Forget a device by its name or by its identity."""
+        key = parse_identity(name) if is_identity(name) else name
+        await manager.forget(key, who)
         return {"forgotten": name}
 
     async def _settle(job: Job, wait: float | None) -> dict[str, Any]:
@@ -338,9 +425,27 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
         )
         return await _settle(job, body.wait)
 
+    @app.post("/v1/devices/{name:path}/schedule")
+    async def schedule(name: str, body: ScheduleBody, who: Actor) -> dict[str, Any]:
+        """Set when the device calls home: a job that edits its call-home client's
+        connection-type (and nothing else), checked against the model before it is queued."""
+        payload = schedule_payload(
+            periodic=body.connection == "periodic",
+            period=body.period,
+            anchor=body.anchor,
+            idle_timeout=body.idle_timeout,
+            client=body.client,
+        )
+        job = await manager.submit(
+            name, SCHEDULE_JOB, payload, who, not_before=body.not_before, expires=body.expires
+        )
+        return await _settle(job, body.wait)
+
     @app.post("/v1/devices/{name:path}/netconf-group")
     async def netconf_group(name: str, body: GroupBody, who: Actor) -> dict[str, Any]:
         """Several edits applied as one candidate commit, all or nothing."""
+        for n, edit in enumerate(body.edits, 1):
+            _fragment(edit, f"edit {n}")
         job = await manager.submit(
             name,
             "netconf-group",

@@ -37,16 +37,22 @@ class ApiTarget:
             try:
                 data = tomllib.loads(Path(path).read_text())
             except OSError:
-                raise ApiError(
-                    0,
-                    {
-                        "message": f"no API address known: {path} is missing; start a manager "
-                        "with api.client_file set, or pass --api URL and --token TOKEN"
-                    },
-                ) from None
+                raise ApiError(0, {"message": _unknown(f"{path} is missing")}) from None
+            except tomllib.TOMLDecodeError as exc:
+                raise ApiError(0, {"message": _unknown(f"{path} is not TOML ({exc})")}) from None
             url = url or str(data.get("url", ""))
             token = token or str(data.get("token", ""))
+            if not (url and token):
+                raise ApiError(0, {"message": _unknown(f"{path} has no url and token")})
         return cls(url.rstrip("/"), token)
+
+
+def _unknown(why: str) -> str:
+    return (
+        f"no API address known: {why}. Start a manager with api.client_file set (`callhome "
+        "init manager` sets it), set CALLHOME_API_URL and CALLHOME_API_TOKEN, or pass --api "
+        "URL and --token TOKEN"
+    )
 
 
 class Api:

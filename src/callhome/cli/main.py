@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import json
 import logging
+import math
+import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape as xml_escape
 
 from lxml import etree
 
@@ -19,6 +21,8 @@ from callhome.cli.client import Api, ApiError, ApiTarget
 from callhome.errors import CallHomeError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_API = 0, 1, 2, 3
+EXIT_PIPE = 128 + 13
+"""What a shell reports for a command ended by SIGPIPE: stdout was closed early (``| head``)."""
 
 
 def _ago(ts: float | None) -> str:
@@ -173,15 +177,30 @@ def cmd_events(api: Api, args: argparse.Namespace) -> int:
 
 
 def _duration(text: str) -> float:
-    """Seconds from '90', '90s', '15m', '2h' or '1d'."""
+    """Seconds from '90', '90s', '15m', '2h' or '1d': a finite number, 0 or more."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     text = text.strip()
+    number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
     try:
-        if text and text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
+        seconds = float(number) * unit
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30s, 15m, 2h)") from None
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (a finite number, e.g. 15m)")
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"a duration cannot be negative: {text!r}")
+    return seconds
+
+
+def _expiry(text: str) -> float:
+    """A duration after which a job is given up: more than 0 (a job that expires at once
+    could never run)."""
+    seconds = _duration(text)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0, not {text!r} (a job that expires at once never runs)"
+        )
+    return seconds
 
 
 def _print_errors(errors: list[dict[str, Any]]) -> None:
@@ -261,37 +280,15 @@ def cmd_netconf(api: Api, args: argparse.Namespace) -> int:
     return show_job_outcome(api.call("POST", path, json=body))
 
 
-SCHEDULE_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-server"
-
-
-def schedule_config(
-    periodic: float | None, anchor: str | None = None, idle_timeout: float | None = None
-) -> str:
-    """The content of ``<config>`` that sets a device's call-home connection type: persistent
-    when ``periodic`` is None, else periodic every ``periodic`` seconds."""
-    if periodic is None:
-        kind = "<persistent/>"
-    else:
-        leaves = f"<period>{periodic / 60:.10g}</period>"
-        if anchor is not None:
-            leaves += f"<anchor-time>{xml_escape(anchor)}</anchor-time>"
-        if idle_timeout is not None:
-            leaves += f"<idle-timeout>{round(idle_timeout)}</idle-timeout>"
-        kind = f"<periodic>{leaves}</periodic>"
-    nc = "urn:ietf:params:xml:ns:netconf:base:1.0"
-    return (
-        f'<netconf-server xmlns="{SCHEDULE_NS}"><call-home><netconf-client>'
-        f'<name>default</name><connection-type xmlns:nc="{nc}" nc:operation="replace">'
-        f"{kind}</connection-type></netconf-client></call-home></netconf-server>"
-    )
-
-
 def cmd_schedule(api: Api, args: argparse.Namespace) -> int:
-    config = schedule_config(args.periodic, args.anchor, args.idle_timeout)
-    body: dict[str, Any] = {"operation": "edit-config", "target": "running", "config": config}
-    if args.wait is not None:
-        body["wait"] = args.wait
-    return show_job_outcome(api.call("POST", f"/v1/devices/{args.name}/netconf", json=body))
+    body: dict[str, Any] = {"connection": "persistent" if args.persistent else "periodic"}
+    for key in ("anchor", "idle_timeout", "client", "wait"):
+        value = getattr(args, key)
+        if value is not None:
+            body[key] = value
+    if args.periodic is not None:
+        body["period"] = args.periodic
+    return show_job_outcome(api.call("POST", f"/v1/devices/{args.name}/schedule", json=body))
 
 
 def _print_varbinds(varbinds: list[dict[str, Any]], numeric: bool = False) -> None:
@@ -416,14 +413,27 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from callhome.cli.setup import init_agent, init_manager
+    from callhome.cli.setup import existing_config, init_agent, init_manager
+    from callhome.config import default_client_file
 
     directory = Path(args.dir)
+    existing = existing_config(directory, args.role)
+    if existing is not None and not args.force:
+        print(
+            f"{existing} exists: not overwritten (--force writes a new one; the keys beside it "
+            "are kept either way)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     if args.role == "manager":
+        client_file = None
+        if not args.no_client_file:
+            client_file = Path(args.client_file or default_client_file()).expanduser().resolve()
         line = init_manager(
             directory,
             args.listen or None,
             args.api,
+            client_file,
             tls_listen=args.tls_listen or [],
             tls_cert=Path(args.tls_cert) if args.tls_cert else None,
             tls_key=Path(args.tls_key) if args.tls_key else None,
@@ -433,6 +443,10 @@ def cmd_init(args: argparse.Namespace) -> int:
             turn_listen=args.turn_listen or [],
         )
         print(f"wrote {directory / 'manager.toml'}")
+        if client_file is not None:
+            print(f"the manager writes the API address and token for the CLI to {client_file}")
+        else:
+            print("the CLI needs --api and --token, or CALLHOME_API_URL and CALLHOME_API_TOKEN")
         print("give devices this manager key (agent.toml manager_keys):")
         print(line)
         _print_orientation_hints(args, directory)
@@ -532,6 +546,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--manager-host-key", action="append", help="agent: the manager's turn host key line"
     )
+    s.add_argument(
+        "--client-file",
+        help="manager: where it writes the API address and token for the CLI (default: "
+        "$CALLHOME_CLIENT_FILE or ~/.config/callhome/client.toml)",
+    )
+    s.add_argument(
+        "--no-client-file",
+        action="store_true",
+        help="manager: write no client file (the CLI then needs --api and --token)",
+    )
+    s.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite an existing manager.toml / agent.toml (existing keys are kept)",
+    )
     s.set_defaults(daemon=cmd_init)
 
     s = sub.add_parser("demo", help="a manager and a few local devices, for a first look")
@@ -558,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_reject)
 
     s = sub.add_parser("forget", help="remove a device from the registry")
-    s.add_argument("name")
+    s.add_argument("name", metavar="NAME|IDENTITY", help="its name, or SHA256:... / x509-name:...")
     s.set_defaults(func=cmd_forget)
 
     s = sub.add_parser("events", help="what happened")
@@ -610,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_duration,
         help="wait for the result even if the device is away (up to TIMEOUT, default 1h)",
     )
-    s.add_argument("--expires", type=_duration, help="give up if not run within this time")
+    s.add_argument("--expires", type=_expiry, help="give up if not run within this time")
     s.add_argument("--after", type=_duration, help="do not run before this much time has passed")
     ops = s.add_subparsers(dest="operation", required=True)
     o = ops.add_parser("get")
@@ -647,11 +676,25 @@ def build_parser() -> argparse.ArgumentParser:
     kind = s.add_mutually_exclusive_group(required=True)
     kind.add_argument("--persistent", action="store_true", help="keep a connection up")
     kind.add_argument(
-        "--periodic", type=_duration, metavar="PERIOD", help="call home every PERIOD (e.g. 15m)"
+        "--periodic",
+        type=_duration,
+        metavar="PERIOD",
+        help="call home every PERIOD, whole minutes (e.g. 15m, 1h)",
     )
-    s.add_argument("--anchor", help="a date-and-time on the schedule (e.g. 2024-01-01T00:00:00Z)")
     s.add_argument(
-        "--idle-timeout", type=_duration, help="hang up after this long without an rpc (0: never)"
+        "--anchor",
+        help="a date-and-time on a whole minute the schedule runs through "
+        "(e.g. 2024-01-01T00:15:00Z)",
+    )
+    s.add_argument(
+        "--idle-timeout",
+        type=_duration,
+        help="hang up after this long without use, whole seconds (0: never)",
+    )
+    s.add_argument(
+        "--client",
+        help="the device's call-home client to change (default: the one whose endpoint "
+        "is this manager)",
     )
     s.add_argument(
         "--wait",
@@ -683,7 +726,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_duration,
         help="wait for the result even if the device is away (up to TIMEOUT, default 1h)",
     )
-    s.add_argument("--expires", type=_duration, help="give up if not run within this time")
+    s.add_argument("--expires", type=_expiry, help="give up if not run within this time")
     s.add_argument("--after", type=_duration, help="do not run before this much time has passed")
     s.add_argument("--json", action="store_true", help="the whole job as JSON")
     s.add_argument("-n", "--numeric", action="store_true", help="print numeric OIDs, no MIB names")
@@ -698,7 +741,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_known_warnings() -> None:
+    """Hide the one warning every command would print otherwise: asyncssh names
+    cryptography's DSA classes when it is imported, and cryptography deprecates DSA. Only
+    that warning: other warnings, cryptography's included, still show."""
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    warnings.filterwarnings(
+        "ignore", message=r"DSA is deprecated", category=CryptographyDeprecationWarning
+    )
+
+
+def _stdout_closed() -> int:
+    """stdout's reader went away (``callhome events | head``): end quietly, as a command
+    killed by SIGPIPE would, and let nothing more be written to the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return EXIT_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_known_warnings()
+    try:
+        code = _run(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _stdout_closed()
+    return code
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         daemon: Callable[[argparse.Namespace], int] | None = getattr(args, "daemon", None)

@@ -66,6 +66,16 @@ count_max = 3
 {list_keys}"""
 
 
+CONFIG_FILES = {"manager": "manager.toml", "agent": "agent.toml"}
+
+
+def existing_config(directory: Path, role: str) -> Path | None:
+    """The config file ``callhome init ROLE DIR`` would write, if it is there already
+    (the CLI then refuses to overwrite it unless told to; keys are never overwritten)."""
+    path = directory / CONFIG_FILES[role]
+    return path if path.exists() else None
+
+
 def _toml_str(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -98,10 +108,12 @@ def init_manager(
         listen="[" + ", ".join(_toml_str(a) for a in listen) + "]",
         api=api or f"127.0.0.1:{DEFAULT_API_PORT}",
         client_file=(
-            f"# Where the CLI finds the API address and token.\nclient_file = "
-            f"{_toml_str(str(client_file))}\n"
+            "# Where the manager leaves the API address and token for the CLI (0600).\n"
+            f"client_file = {_toml_str(str(client_file))}\n"
             if client_file
-            else '# client_file = "~/.config/callhome/client.toml"\n'
+            else "# Where the manager leaves the API address and token for the CLI (0600);\n"
+            "# absolute, or relative to state_dir. Unset: the CLI needs --api and --token.\n"
+            '# client_file = "/home/me/.config/callhome/client.toml"\n'
         ),
     )
     text += _manager_orientations(

@@ -3,6 +3,7 @@ rights, managers, SNMP, notifications and YANG modules."""
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -51,6 +52,13 @@ class Endpoint(_Model):
         "reverse-ssh",
         description="reverse-ssh (RFC 8071, port 4334), reverse-tls (RFC 8071, port 4335) or "
         f"turn (the seed's section 7, port {DEFAULT_TURN_PORT} here).",
+    )
+    client: str = Field(
+        "default",
+        min_length=1,
+        description="The call-home client (a netconf-client entry of ietf-netconf-server in "
+        "running) this endpoint belongs to: its connection-type is the schedule kept while "
+        "connected through it, and its endpoints list this one.",
     )
     service: Literal["netconf", "snmp"] = Field(
         "netconf",
@@ -344,6 +352,17 @@ class AgentNotificationsSection(_Model):
     )
 
 
+STANDARD_MODULE_FOLDERS = (
+    "/usr/share/yuma/modules/ietf",
+    "/usr/share/yang/modules",
+    "/usr/share/yang/modules/ietf",
+    "/usr/share/yang/modules/libyang",
+    f"{sys.prefix}/share/yang/modules/ietf",
+)
+"""Where systems keep the IETF modules' texts: Debian's libyuma-base (with netconfd), the
+conventional folder and libyang's, pyang's (PyPI) in the environment."""
+
+
 class YangSection(_Model):
     """``[yang]``: the device's YANG modules. Without modules the datastore is schemaless."""
 
@@ -357,6 +376,13 @@ class YangSection(_Model):
         default_factory=list,
         description="More folders where imported modules and submodules are looked for; "
         "modules found only here are listed as imported, not implemented.",
+    )
+    standard_modules: list[Path] = Field(
+        default_factory=lambda: [Path(p) for p in STANDARD_MODULE_FOLDERS],
+        description="Folders where the system keeps the IETF modules the agent's own code "
+        "implements (ietf-netconf, ietf-netconf-monitoring, ietf-netconf-acm ...): their "
+        "texts are served by get-schema when found here by name and revision. Folders that do "
+        "not exist are skipped.",
     )
     features: list[str] = Field(
         default_factory=lambda: ["*"],

@@ -116,6 +116,13 @@ class ManagerSection(_Model):
         default_factory=lambda: [f"0.0.0.0:{DEFAULT_SSH_PORT}", f"[::]:{DEFAULT_SSH_PORT}"],
         description="host:port pairs to accept reverse-ssh call-home connections on.",
     )
+    public_addresses: list[str] = Field(
+        default_factory=list,
+        description="host:port names devices dial to reach this manager when that is not the "
+        "address a listener is bound to (a DNS name, a NAT's or load balancer's address). "
+        "`callhome schedule` finds the device's call-home client whose endpoint is one of "
+        "these, or the address the connection reached.",
+    )
     username: str = Field("callhome", description="Default SSH user name toward devices.")
     key: Path = Field(Path("manager_key"), description="Default SSH private key toward devices.")
     credentials: dict[str, Credential] = Field(

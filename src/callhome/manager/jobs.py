@@ -40,6 +40,12 @@ CONFIRM_TIMEOUT = 120
 READ_ONLY_OPERATIONS = frozenset({"get", "get-config", "get-schema", "validate"})
 
 Notify = Callable[[Job], Awaitable[None]]
+Send = Callable[[etree._Element, bool], Awaitable[RpcReply]]
+"""Sends one operation on a worker's session: (operation, whether it may change the device).
+A session lost under an operation that may not have changed anything requeues the job."""
+Executor = Callable[[DeviceSession, Job, Send], Awaitable[tuple[bool, dict[str, Any]]]]
+"""Carries out a job of a kind registered with the Dispatcher: (succeeded, result). Raising
+SessionClosed requeues the job (nothing was changed)."""
 
 
 def is_read_only(operation: etree._Element) -> bool:
@@ -172,16 +178,16 @@ class DeviceWorker:
             )
         await self.dispatcher.job_changed(finished)
 
-    async def _send(self, operation: etree._Element) -> RpcReply:
+    async def _send(self, operation: etree._Element, changes: bool = True) -> RpcReply:
         netconf = self.session.netconf
         if netconf.closed or netconf.closing:
             raise _Interrupted(False, netconf.close_reason or "session closing")
         try:
             return await netconf.rpc_reply(operation)
         except SessionClosed as exc:
-            raise _Interrupted(True, str(exc)) from None
+            raise _Interrupted(changes, str(exc)) from None
         except TimeoutError:
-            raise _Interrupted(True, "no reply in time") from None
+            raise _Interrupted(changes, "no reply in time") from None
 
     async def _execute(self, job: Job) -> tuple[JobInput, dict[str, Any]]:
         if job.kind.startswith("netconf") and not self.session.carries_netconf:
@@ -196,7 +202,16 @@ class DeviceWorker:
             return await self._execute_group(job)
         if job.kind == "snmp":
             return await self._execute_snmp(job)
-        return JobInput.FAIL, {"error": f"unknown job kind {job.kind!r}"}
+        executor = self.dispatcher.executors.get(job.kind)
+        if executor is None:
+            return JobInput.FAIL, {"error": f"unknown job kind {job.kind!r}"}
+        if not self.session.carries_netconf:
+            return JobInput.FAIL, {"error": f"a {job.kind} job needs NETCONF on the connection"}
+        try:
+            ok, result = await executor(self.session, job, self._send)
+        except SessionClosed as exc:
+            raise _Interrupted(False, str(exc)) from None
+        return (JobInput.SUCCEED if ok else JobInput.FAIL), result
 
     async def _execute_snmp(self, job: Job) -> tuple[JobInput, dict[str, Any]]:
         """One SNMP operation. The connection ending requeues a read and makes a SET's
@@ -275,9 +290,13 @@ class DeviceWorker:
 class Dispatcher:
     """The manager's job service: submit, wait, cancel; and a worker per connected device."""
 
-    def __init__(self, store: Store, notify: Notify) -> None:
+    def __init__(
+        self, store: Store, notify: Notify, executors: Mapping[str, Executor] | None = None
+    ) -> None:
         self.store = store
         self.notify = notify
+        self.executors: dict[str, Executor] = dict(executors or {})
+        """Job kinds beyond netconf, netconf-group and snmp, and what carries them out."""
         self.workers: dict[str, DeviceWorker] = {}
         self.has_work: set[str] = set()
         """Devices that may have queued jobs: a device not in it costs no query on connect."""

@@ -4,13 +4,17 @@ The schedule is the device's own configuration (``callhome.proto.schedule``); th
 keeps a copy in the device's record (``Device.schedule``) and learns it three ways:
 
 - **on connect**, with one ``<get-config>`` (subtree filter on ``call-home``), only when the
-  device's hello advertises the ietf-netconf-server module and the stored copy is unknown,
-  or when the device cannot tell of later changes (no ``:notification``, or the manager does
-  not subscribe). A device whose copy is known and that sends notifications costs no round
-  trip at all on connect.
-- **from a job** that succeeded: an edit-config of running that defines the whole
-  ``connection-type`` (``replace``/``create``, as ``callhome schedule`` sends) is read from
-  the edit itself; any other successful job whose XML names the module re-reads it.
+  stored copy is unknown or the device cannot tell of later changes (no ``:notification``,
+  or the manager does not subscribe), and the device implements ietf-netconf-server (its
+  hello or its YANG library: ``callhome.manager.modules``). A device whose copy is known and
+  that sends notifications costs no round trip at all on connect.
+- **from a job** that succeeded: a ``schedule`` job (``callhome.manager.schedule_job``) is
+  learned from what it set; any other successful job whose XML names the module re-reads it.
+
+Of the device's ``netconf-client`` entries, the one whose endpoint is the address the
+connection reached (or one of the manager's public names) is this manager's
+(``callhome.proto.call_home.pick_client``); a device with a single entry is taken at its
+word.
 - **from a netconf-config-change notification** (RFC 6470) of running whose edit targets
   touch ``netconf-server`` (or ``/``): it is re-read on the session the notification came
   on. A notification replayed after the device was away does the same. If that read fails,
@@ -30,7 +34,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -38,14 +42,16 @@ from typing import Any, Final
 from lxml import etree
 
 from callhome.errors import RpcError, RpcErrorInfo, SessionClosed
+from callhome.manager.modules import ModuleCatalog
+from callhome.manager.schedule_job import KIND as SCHEDULE_JOB
+from callhome.manager.schedule_job import MODULE, connection_type_of
 from callhome.net.session import DeviceSession
-from callhome.proto.netconf.xmltools import NS_BASE as NETCONF_BASE_NS
+from callhome.proto.call_home import FILTER, NoClientMatch, pick_client, read_clients
+from callhome.proto.netconf.capabilities import ModuleSet
 from callhome.proto.schedule import (
-    FILTER,
     NS,
     ConnectionType,
     Periodic,
-    connection_type_element,
     next_periodic_dial,
     read_connection_type,
 )
@@ -73,8 +79,6 @@ EVENT_KIND: Final = "schedule-learned"
 """The event recorded when the stored schedule of a device changes."""
 NOTIFICATION_CAPABILITY: Final = "urn:ietf:params:netconf:capability:notification:1.0"
 NS_NC_NOTIFICATIONS: Final = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
-_FULL_EDITS: Final = frozenset({"replace", "create"})
-_OPERATION: Final = f"{{{NETCONF_BASE_NS}}}operation"
 _FIRST_STEP: Final = re.compile(r"/\s*(?:([\w.-]+):)?([\w.-]+)")
 
 
@@ -97,9 +101,9 @@ class NextExpected:
     """For OVERDUE: seconds since ``time``."""
 
 
-def offers_schedule(capabilities: Iterable[str]) -> bool:
-    """Whether a hello advertises the ietf-netconf-server module (any revision)."""
-    return any(c == NS or c.startswith(f"{NS}?") for c in capabilities)
+def offers_schedule(modules: ModuleSet) -> bool:
+    """Whether a device implements ietf-netconf-server (any revision)."""
+    return modules.implemented(MODULE) is not None
 
 
 def schedule_from(kind: ConnectionType, since: float) -> Schedule:
@@ -137,26 +141,6 @@ def next_expected(device: Device, now: float, grace: float = OVERDUE_GRACE) -> N
     if now - when > grace:
         return NextExpected(NextState.OVERDUE, when, now - when)
     return NextExpected(NextState.EXPECTED, when)
-
-
-def _edit_of(operation: etree._Element) -> etree._Element | None:
-    """The ``<config>`` of an edit-config of running that defines the whole
-    connection-type, else None."""
-    if operation.tag != f"{{{NETCONF_BASE_NS}}}edit-config":
-        return None
-    target = operation.find(f"{{{NETCONF_BASE_NS}}}target")
-    if target is None or target.find(f"{{{NETCONF_BASE_NS}}}running") is None:
-        return None
-    config = operation.find(f"{{{NETCONF_BASE_NS}}}config")
-    if config is None:
-        return None
-    element = connection_type_element(config)
-    if element is None:
-        return None
-    default = operation.findtext(f"{{{NETCONF_BASE_NS}}}default-operation")
-    if element.get(_OPERATION) in _FULL_EDITS or (default or "").strip() == "replace":
-        return config
-    return None
 
 
 def config_change_touches_schedule(detail: Mapping[str, Any]) -> bool:
@@ -201,6 +185,11 @@ Updated = Callable[[Device, Schedule | None, str], Awaitable[None]]
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
 
 
+Dialled = Callable[[DeviceSession], list[tuple[str, int]]]
+"""The (host, port) places a session's device may have dialled to reach this manager."""
+_TRANSPORT: Final = {"reverse-ssh": "ssh", "reverse-tls": "tls"}
+
+
 class ScheduleWatcher:
     """Keeps ``Device.schedule`` up to date (see the module)."""
 
@@ -212,6 +201,8 @@ class ScheduleWatcher:
         updated: Updated,
         spawn: Spawn,
         *,
+        catalog: ModuleCatalog | None = None,
+        dialled: Dialled = lambda session: [],
         notified: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -219,6 +210,8 @@ class ScheduleWatcher:
         self._current = current
         self._updated = updated
         self._spawn = spawn
+        self._catalog = catalog or ModuleCatalog()
+        self._dialled = dialled
         self._notified = notified
         """Whether the manager subscribes to devices' notifications (then changes are told)."""
         self._clock = clock
@@ -237,12 +230,15 @@ class ScheduleWatcher:
 
     def session_ready(self, session: DeviceSession, device: Device) -> None:
         """A device connected: read its schedule if that is needed (see the module)."""
-        if not offers_schedule(session.capabilities):
-            return
         told = self._notified and NOTIFICATION_CAPABILITY in session.capabilities
         if device.schedule is not None and told:
             return
-        self._spawn(self._read(session, session.connected_at, "connect", forget_on_failure=False))
+        self._spawn(self._connected(session))
+
+    async def _connected(self, session: DeviceSession) -> None:
+        if not offers_schedule(await self._catalog.modules(session)):
+            return
+        await self._read(session, session.connected_at, "connect", forget_on_failure=False)
 
     def notification(self, session: DeviceSession, detail: Mapping[str, Any]) -> None:
         """A notification was recorded: re-read the schedule if it may have changed."""
@@ -251,28 +247,42 @@ class ScheduleWatcher:
 
     def job_finished(self, job: Job, session: DeviceSession | None) -> None:
         """A job ended: learn the schedule from it if it succeeded in setting one."""
-        if job.state is not JobState.SUCCEEDED or job.kind not in ("netconf", "netconf-group"):
+        if job.state is not JobState.SUCCEEDED:
+            return
+        device = self._current(session.fingerprint if session is not None else job.device)
+        if job.kind == SCHEDULE_JOB:
+            if device is not None:
+                kind = connection_type_of(dict(job.payload))
+                turn = self._take_turn(device.fingerprint)
+                self._spawn(self._learn(device.fingerprint, kind, job.updated, "job", turn))
+            return
+        if job.kind not in ("netconf", "netconf-group"):
             return
         texts = [str(job.payload.get("operation", ""))] + [
             str(e) for e in job.payload.get("edits", ())
         ]
         if not any(NS in text for text in texts):
             return
-        device = self._current(session.fingerprint if session is not None else job.device)
-        if job.kind == "netconf" and device is not None:
-            try:
-                config = _edit_of(etree.fromstring(texts[0].encode()))
-            except etree.XMLSyntaxError:
-                config = None
-            if config is not None:
-                errors: list[RpcErrorInfo] = []
-                kind = read_connection_type(config, errors)
-                if not errors:
-                    turn = self._take_turn(device.fingerprint)
-                    self._spawn(self._learn(device.fingerprint, kind, job.updated, "job", turn))
-                    return
         if session is not None and not session.closed.is_set():
             self._spawn(self._read(session, job.updated, "job", forget_on_failure=True))
+
+    def _ours(self, session: DeviceSession, data: etree._Element) -> str | None:
+        """The name of the device's call-home client that is this manager (None: no entry;
+        "" for the first and only one when no entry fits)."""
+        clients = read_clients(data)
+        if not clients:
+            return None
+        try:
+            return pick_client(
+                clients,
+                transport=_TRANSPORT.get(session.orientation.value, "ssh"),
+                dialled=self._dialled(session),
+            ).name
+        except NoClientMatch as exc:
+            if len(clients) == 1:
+                return clients[0].name
+            log.info("device %s: call-home schedule not learned: %s", session.name, exc)
+            raise
 
     async def _read(
         self, session: DeviceSession, since: float, source: str, *, forget_on_failure: bool
@@ -289,7 +299,11 @@ class ScheduleWatcher:
             return
         errors: list[RpcErrorInfo] = []
         data = reply.data if reply.data is not None else etree.Element("data")
-        kind = read_connection_type(data, errors)
+        try:
+            client = self._ours(session, data)
+        except NoClientMatch:
+            return
+        kind = read_connection_type(data, errors, client=client)
         if errors:
             log.warning("device %s: its call-home schedule is invalid: %s", session.name, errors)
             return

@@ -32,16 +32,20 @@ from callhome.errors import (
     DeviceError,
     DeviceOffline,
     NotFound,
+    SessionClosed,
     UnknownDevice,
 )
 from callhome.identity import Identity
-from callhome.manager.jobs import Dispatcher, is_read_only
+from callhome.manager.jobs import Dispatcher, Send, is_read_only
 from callhome.manager.mibs import CACHE_DIR, MibNames
+from callhome.manager.modules import ModuleCatalog
 from callhome.manager.notifications import EVENT_KIND as NOTIFICATION_EVENT
 from callhome.manager.notifications import NetconfNotifications
 from callhome.manager.periodic import Activity, PeriodicSessions
 from callhome.manager.schedule import EVENT_KIND as SCHEDULE_EVENT
 from callhome.manager.schedule import ScheduleWatcher
+from callhome.manager.schedule_job import KIND as SCHEDULE_JOB
+from callhome.manager.schedule_job import run_schedule_job
 from callhome.manager.snmp_events import NotificationReceiver
 from callhome.net.keys import ensure_key, load_private_key
 from callhome.net.reverse_ssh import ManagerSshSettings, ReverseSshListener
@@ -75,7 +79,9 @@ class Manager:
         self._more_listeners: list[ReverseTlsListener | TurnListener] = []
         self._mibs: MibNames | None = None
         self.changed = asyncio.Condition()
-        self.jobs = Dispatcher(store, self._job_changed)
+        self.jobs = Dispatcher(store, self._job_changed, {SCHEDULE_JOB: self._run_schedule})
+        self.modules = ModuleCatalog()
+        """What each connected device implements (``callhome.manager.modules``)."""
         self.netconf_notifications = NetconfNotifications(
             store, config.notifications, self._session_event, self._spawn
         )
@@ -85,6 +91,8 @@ class Manager:
             self._device_for,
             self._schedule_learned,
             self._spawn,
+            catalog=self.modules,
+            dialled=self.dialled,
             notified=config.notifications.subscribe,
         )
         self.periodic = PeriodicSessions(
@@ -395,12 +403,22 @@ class Manager:
         return device
 
     async def forget(self, name: str, actor: str) -> None:
+        """Forget a named device, given its name or its identity (fingerprint)."""
         device = await self.store.device_by_name(name)
         if device is None:
+            device = await self.store.device_by_fingerprint(name)
+        if device is None:
             raise UnknownDevice(f"no device named {name!r}")
+        if device.name is None:
+            raise DeviceError(
+                f"device {name} is {device.status.value} and has no name to forget "
+                "(`callhome reject` refuses it)"
+            )
+        name = device.name
         await self.store.cancel_device_jobs(name, time.time())
         await self.store.forget(name)
         self.devices.pop(device.fingerprint, None)
+        self.modules.forget(device.fingerprint)
         session = self.sessions.get(device.fingerprint)
         if session is not None:
             session.close_transport()
@@ -501,6 +519,26 @@ class Manager:
         await self._wake_followers()
 
     # -- call-home schedules (callhome.manager.schedule) ---------------------------------------
+    def dialled(self, session: DeviceSession) -> list[tuple[str, int]]:
+        """Where ``session``'s device may have dialled to reach this manager: the address
+        its connection reached, and ``[manager] public_addresses``."""
+        places = [] if session.local_address is None else [session.local_address]
+        default = (
+            DEFAULT_TLS_PORT if session.orientation.value == "reverse-tls" else DEFAULT_SSH_PORT
+        )
+        places += [parse_hostport(a, default) for a in self.config.manager.public_addresses]
+        return places
+
+    async def _run_schedule(
+        self, session: DeviceSession, job: Job, send: Send
+    ) -> tuple[bool, dict[str, Any]]:
+        modules = await self.modules.modules(session)
+        if modules.needs_library and session.closed.is_set():
+            raise SessionClosed(session.close_reason or "connection closed")
+        return await run_schedule_job(
+            session, dict(job.payload), modules, self.dialled(session), send
+        )
+
     def _device_for(self, key: str) -> Device | None:
         """The registry's record of a device, by fingerprint or name."""
         device = self.devices.get(key)

@@ -40,7 +40,7 @@ from callhome.net.netconf import (
     NetconfServerDriver,
     Principal,
 )
-from callhome.net.session import Admission, DeviceSession, Orientation
+from callhome.net.session import Admission, DeviceSession, Orientation, local_address
 from callhome.net.snmp import SNMP_SUBSYSTEM, SnmpChannel, SnmpHandler, open_snmp_client
 from callhome.net.ssh_algorithms import (
     client_algorithm_options,
@@ -319,6 +319,7 @@ class ReverseSshListener:
             close_transport=conn.close,
             channels=_SshChannels(conn),
             snmp_opener=lambda: open_snmp_client(conn, timeout=settings.rpc_timeout),
+            local_address=local_address(conn.get_extra_info),
         )
         client.session = session
         client.handshake_done()

@@ -59,7 +59,7 @@ from callhome.net.pki import (
     load_certificates,
     normalize_fingerprint,
 )
-from callhome.net.session import Admission, DeviceSession, Orientation
+from callhome.net.session import Admission, DeviceSession, Orientation, local_address
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +248,7 @@ class AcceptedConnection(asyncio.Protocol):
     def __init__(self, listener: ReverseTlsListener) -> None:
         self._listener = listener
         self.address = "unknown"
+        self.local_address: tuple[str, int] | None = None
         self.raw: asyncio.Transport | None = None
         self.tls: asyncio.Transport | None = None
         self.identity: Identity | None = None
@@ -264,6 +265,7 @@ class AcceptedConnection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.raw = transport
         self.address = _address(transport)
+        self.local_address = local_address(transport.get_extra_info)
         listener = self._listener
         set_tcp_keepalive(transport.get_extra_info("socket"), listener.settings.keepalive)
         # no timer: establish() bounds the whole handshake, being one task
@@ -446,6 +448,7 @@ class ReverseTlsListener:
             address=conn.address,
             netconf=netconf,
             close_transport=conn.close,
+            local_address=conn.local_address,
         )
 
     async def _probe(self, conn: AcceptedConnection, session: DeviceSession) -> None:

@@ -16,6 +16,14 @@ from callhome.net.netconf import NetconfClient
 from callhome.net.snmp import SnmpClient
 
 
+def local_address(info: Callable[[str], object]) -> tuple[str, int] | None:
+    """(host, port) of a connection's own end, from its ``get_extra_info``."""
+    sockname = info("sockname")
+    if isinstance(sockname, tuple) and len(sockname) >= 2:
+        return str(sockname[0]), int(sockname[1])
+    return None
+
+
 class Orientation(StrEnum):
     """Who plays which transport role on a call-home connection (see DESIGN.md)."""
 
@@ -47,6 +55,10 @@ class DeviceSession:
     manager attaches its notification receiver here)."""
     operator_channels: int = 0
     """Terminals, commands and forwards an operator has open on this connection now."""
+    local_address: tuple[str, int] | None = None
+    """The manager's (host, port) the device's connection reached: the listener's address
+    as the device dialled it (behind a NAT or load balancer, the manager's public names are
+    configured instead: ``[manager] public_addresses``)."""
     _snmp: SnmpClient | None = field(default=None, init=False, repr=False)
     _snmp_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 

@@ -100,6 +100,7 @@ class SnmpTlsListener(ReverseTlsListener):
             close_transport=conn.close,
             snmp_opener=_reuse(client),
             services=("snmp",),
+            local_address=conn.local_address,
         )
 
     async def _probe(self, conn: AcceptedConnection, session: DeviceSession) -> None:

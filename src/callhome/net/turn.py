@@ -37,7 +37,7 @@ from callhome.net.netconf import (
     Principal,
 )
 from callhome.net.reverse_ssh import FeedingChannel, _address
-from callhome.net.session import Admission, DeviceSession, Orientation
+from callhome.net.session import Admission, DeviceSession, Orientation, local_address
 from callhome.net.ssh_algorithms import (
     client_algorithm_options,
     restrict_host_keys,
@@ -232,6 +232,7 @@ class _TurnServer(asyncssh.SSHServer):
             address=self.address,
             netconf=netconf,
             close_transport=self.conn.close,
+            local_address=local_address(self.conn.get_extra_info),
         )
         await self._listener.admission.session_ready(self.session)
 

@@ -13,11 +13,13 @@ call-home model (RFC 8071 section 4):
 
 Times are passed in (seconds since the epoch for anchors and ``now``), never read.
 
-The schedule is data in the device's running datastore, a small subset of the
-ietf-netconf-server call-home model (namespace ``NS``)::
+The schedule is data: the ``connection-type`` of a ``netconf-client`` entry of the
+ietf-netconf-server call-home model (namespace ``NS``; the entries and their endpoints are in
+:mod:`callhome.proto.call_home`)::
 
     <netconf-server xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-server">
-      <call-home><netconf-client><name>default</name>
+      <call-home><netconf-client><name>noc</name>
+        ...
         <connection-type>
           <persistent/>                       (or)
           <periodic>
@@ -29,9 +31,9 @@ ietf-netconf-server call-home model (namespace ``NS``)::
       </netconf-client></call-home>
     </netconf-server>
 
-The first ``netconf-client`` entry's connection type applies; none, or an empty
-``connection-type``, means persistent. The model's period is a whole number of minutes; a
-fraction (``0.05`` for 3 s) is accepted here as a deviation, for short schedules.
+No entry, or an empty ``connection-type``, means persistent. The model's period is a whole
+number of minutes; reading accepts a fraction (``0.05`` for 3 s) as this project's deviation,
+for short schedules on our own agent (the manager only ever sends whole minutes).
 :func:`read_connection_type` reads it (the device checks and applies it, the manager learns
 it from a ``<get-config>`` reply or from an edit it sent).
 """
@@ -111,12 +113,8 @@ def parse_date_and_time(text: str) -> float:
 
 NS: Final = "urn:ietf:params:xml:ns:yang:ietf-netconf-server"
 """Namespace of the ietf-netconf-server module, whose call-home part holds the schedule."""
-CAPABILITY: Final = f"{NS}?module=ietf-netconf-server&features=ssh-call-home,tls-call-home"
-"""The module capability a device advertises in its hello when it keeps its schedule there."""
 PATH: Final = "/ncs:netconf-server/ncs:call-home/ncs:netconf-client/ncs:connection-type"
-"""The error-path of a problem with the schedule."""
-FILTER: Final = f'<netconf-server xmlns="{NS}"><call-home/></netconf-server>'
-"""A subtree filter that selects the call-home configuration (for ``<get-config>``)."""
+"""The error-path of a problem with the schedule (prefix ``ncs`` bound to ``NS``)."""
 _PERIODIC_LEAVES: Final = ("period", "anchor-time", "idle-timeout")
 
 
@@ -132,10 +130,22 @@ def _children(el: etree._Element) -> list[etree._Element]:
     return [c for c in el if isinstance(c.tag, str)]
 
 
-def connection_type_element(root: etree._Element) -> etree._Element | None:
-    """The first netconf-client's ``connection-type`` element under ``root`` (a datastore's
-    ``<data>`` or an edit's ``<config>``), if any."""
-    found = root.find(f"{_q('netconf-server')}/{_q('call-home')}/{_q('netconf-client')}")
+def client_element(root: etree._Element, client: str | None = None) -> etree._Element | None:
+    """The ``netconf-client`` entry named ``client`` (None: the first) under ``root`` (a
+    datastore's ``<data>`` or an edit's ``<config>``), if any."""
+    path = f"{_q('netconf-server')}/{_q('call-home')}/{_q('netconf-client')}"
+    for entry in root.iterfind(path):
+        if client is None or (entry.findtext(_q("name")) or "").strip() == client:
+            return entry
+    return None
+
+
+def connection_type_element(
+    root: etree._Element, client: str | None = None
+) -> etree._Element | None:
+    """The ``connection-type`` element of a netconf-client (``client`` by name; None: the
+    first) under ``root``, if any."""
+    found = client_element(root, client)
     return None if found is None else found.find(_q("connection-type"))
 
 
@@ -187,12 +197,13 @@ def _periodic(el: etree._Element, errors: list[RpcErrorInfo]) -> Periodic:
 
 
 def read_connection_type(
-    root: etree._Element, errors: list[RpcErrorInfo] | None = None
+    root: etree._Element, errors: list[RpcErrorInfo] | None = None, *, client: str | None = None
 ) -> ConnectionType:
-    """The connection type held under ``root`` (persistent when there is none). Problems are
-    appended to ``errors``; without a list, the first one raises :class:`RpcError`."""
+    """The connection type of a netconf-client (``client`` by name; None: the first) under
+    ``root`` (persistent when there is none). Problems are appended to ``errors``; without a
+    list, the first one raises :class:`RpcError`."""
     found: list[RpcErrorInfo] = []
-    kind = _read(root, found)
+    kind = _read(connection_type_element(root, client), found)
     if found and errors is None:
         raise RpcError(found)
     if errors is not None:
@@ -200,8 +211,7 @@ def read_connection_type(
     return kind
 
 
-def _read(root: etree._Element, errors: list[RpcErrorInfo]) -> ConnectionType:
-    el = connection_type_element(root)
+def _read(el: etree._Element | None, errors: list[RpcErrorInfo]) -> ConnectionType:
     choices = [] if el is None else _children(el)
     if not choices:
         return Persistent()

@@ -78,7 +78,7 @@ def test_commit_of_an_invalid_candidate_changes_nothing() -> None:
     )
     err = s.error("<commit/>")
     assert (err.tag, err.type) == (ErrorTag.MISSING_ELEMENT, ErrorType.APPLICATION)
-    assert err.path == "/top/user"
+    assert err.path == "/t:top/t:user"
     assert text(s.data(get_config("running"))) == data("")
     assert service.datastore.candidate_modified
 
@@ -182,9 +182,13 @@ def test_change_events_for_candidate_and_commit(service: NetconfService) -> None
         ("candidate", "edit-config", s.id),
         ("running", "commit", s.id),
     ]
-    assert events[0].targets == (EditTarget("/top", "merge"),)
+    t = (("t", "urn:example:t"),)
+    assert events[0].targets == (EditTarget("/t:top", "merge", t),)
     # Explicit operations are recorded, except inside new content (the new /top above).
-    assert events[1].targets == (EditTarget("/top", "merge"), EditTarget("/top/name", "create"))
+    assert events[1].targets == (
+        EditTarget("/t:top", "merge", t),
+        EditTarget("/t:top/t:name", "create", t),
+    )
     assert events[-1].targets == events[0].targets + events[1].targets
     assert events[-1].edit is None
     s.ok(edit("candidate", top("<mtu>4</mtu>")))

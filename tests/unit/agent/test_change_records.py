@@ -49,9 +49,9 @@ def test_records_name_list_entries_by_key(ds: Datastore, events: list[ChangeEven
         session_id=4,
     )
     assert targets(events) == [
-        ("/top", "merge"),
-        ("/top/user[name='a']/shell", "delete"),
-        ("/top/user[name='b']", "create"),  # nothing recorded inside new content
+        ("/t:top", "merge"),
+        ("/t:top/t:user[t:name='a']/t:shell", "delete"),
+        ("/t:top/t:user[t:name='b']", "create"),  # nothing recorded inside new content
     ]
     assert events[0].session_id == 4
 
@@ -64,7 +64,7 @@ def test_default_operation_none_records_explicit_operations_only(
         config(top('<mtu nc:operation="replace">2</mtu>')),
         default_operation="none",
     )
-    assert targets(events) == [("/top/mtu", "replace")]
+    assert targets(events) == [("/t:top/t:mtu", "replace")]
 
 
 def test_default_operation_replace_is_one_record(ds: Datastore, events: list[ChangeEvent]) -> None:
@@ -82,7 +82,7 @@ def test_failed_parts_are_not_recorded(ds: Datastore, events: list[ChangeEvent])
             ),
             error_option="continue-on-error",
         )
-    assert targets(events) == [("/top", "merge")]
+    assert targets(events) == [("/t:top", "merge")]
 
 
 def test_no_event_without_a_change(ds: Datastore, events: list[ChangeEvent]) -> None:
@@ -140,4 +140,4 @@ def test_edit_candidate_through_the_service(events: list[ChangeEvent]) -> None:
     s = Session(service)
     s.ok(edit("candidate", top("<mtu>1</mtu>")))
     assert [(e.datastore, e.session_id) for e in events] == [("candidate", s.id)]
-    assert events[0].targets == (EditTarget("/top", "merge"),)
+    assert events[0].targets == (EditTarget("/t:top", "merge", (("t", "urn:example:t"),)),)

@@ -152,7 +152,7 @@ def test_copy_config_of_invalid_content_is_refused(service: NetconfService) -> N
     duplicate = "<user><name>a</name></user><user><name>a</name></user>"
     errors = s.errors(copy_config("running", f"<config>{top(duplicate)}</config>"))
     assert [(e.tag, e.app_tag, e.path) for e in errors] == [
-        (ErrorTag.OPERATION_FAILED, "data-not-unique", "/top/user[name='a']")
+        (ErrorTag.OPERATION_FAILED, "data-not-unique", "/t:top/t:user[t:name='a']")
     ]
     assert text(s.data(get_config("running"))) == data("")
 
@@ -318,17 +318,23 @@ def test_validate_reports_every_problem(service: NetconfService) -> None:
     got = [(e.tag, e.app_tag, e.path, e.info_items, e.type) for e in errors]
     app = ErrorType.APPLICATION
     assert got == [
-        (ErrorTag.OPERATION_FAILED, "too-many-elements", "/top", {}, app),
+        (ErrorTag.OPERATION_FAILED, "too-many-elements", "/t:top", {}, app),
         (
             ErrorTag.OPERATION_FAILED,
             "data-not-unique",
-            "/top/user[name='a']",
-            {"non-unique": "/top/user[name='a']"},
+            "/t:top/t:user[t:name='a']",
+            {"non-unique": "/t:top/t:user[t:name='a']"},
             app,
         ),
-        (ErrorTag.MISSING_ELEMENT, None, "/top/user", {"bad-element": "name"}, app),
-        (ErrorTag.BAD_ELEMENT, None, "/top/user[name='b']/name", {"bad-element": "name"}, app),
-        (ErrorTag.BAD_ELEMENT, None, "/top/user/name", {"bad-element": "name"}, app),
+        (ErrorTag.MISSING_ELEMENT, None, "/t:top/t:user", {"bad-element": "name"}, app),
+        (
+            ErrorTag.BAD_ELEMENT,
+            None,
+            "/t:top/t:user[t:name='b']/t:name",
+            {"bad-element": "name"},
+            app,
+        ),
+        (ErrorTag.BAD_ELEMENT, None, "/t:top/t:user/t:name", {"bad-element": "name"}, app),
     ]
 
 
@@ -362,7 +368,7 @@ def test_test_then_set_validates_what_the_edit_changed(service: NetconfService) 
         "<test-option>test-only</test-option>",
     ):
         err = s.error(edit("running", remove_key, option))
-        assert (err.tag, err.path) == (ErrorTag.MISSING_ELEMENT, "/top/user")
+        assert (err.tag, err.path) == (ErrorTag.MISSING_ELEMENT, "/t:top/t:user")
         assert text(s.data(get_config("running"))) == data(
             top("<user><name>a</name><kind>x</kind></user>")
         )

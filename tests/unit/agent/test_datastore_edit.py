@@ -178,7 +178,7 @@ def test_create_existing_is_data_exists_with_path(ds: Datastore) -> None:
     )
     assert err.first.tag is ErrorTag.DATA_EXISTS
     assert err.first.type is ErrorType.APPLICATION
-    assert err.first.path == "/top/users/user[name='fred']"
+    assert err.first.path == "/t:top/t:users/t:user[t:name='fred']"
 
 
 def test_delete(ds: Datastore) -> None:
@@ -225,7 +225,7 @@ def test_bad_operation_is_bad_attribute(ds: Datastore) -> None:
     err = raises(ds.edit_config, "running", config(top('<mtu nc:operation="frobnicate">1</mtu>')))
     assert err.first.tag is ErrorTag.BAD_ATTRIBUTE
     assert err.first.info_items == {"bad-attribute": "operation", "bad-element": "mtu"}
-    assert err.first.path == "/top/mtu"
+    assert err.first.path == "/t:top/t:mtu"
     assert "<bad-attribute>operation</bad-attribute>" in err.first.info
 
 
@@ -259,7 +259,7 @@ def test_nested_create_inside_replace_and_duplicates(ds: Datastore) -> None:
         ),
     )
     assert err.first.tag is ErrorTag.DATA_EXISTS
-    assert err.first.path == "/top/users/user[name='a']"
+    assert err.first.path == "/t:top/t:users/t:user[t:name='a']"
 
 
 def test_delete_inside_new_content_is_data_missing(ds: Datastore) -> None:
@@ -269,7 +269,7 @@ def test_delete_inside_new_content_is_data_missing(ds: Datastore) -> None:
         config(top('<extra><x nc:operation="delete"/></extra>')),
     )
     assert err.first.tag is ErrorTag.DATA_MISSING
-    assert err.first.path == "/top/extra/x"
+    assert err.first.path == "/t:top/t:extra/t:x"
     ds.edit_config("running", config(top('<extra><x nc:operation="remove"/><y>1</y></extra>')))
     assert state(ds) == expect(top(users(FRED, WILMA) + MTU + "<extra><y>1</y></extra>"))
 
@@ -303,7 +303,7 @@ def test_default_operation_none_needs_existing_levels(ds: Datastore) -> None:
         default_operation="none",
     )
     assert err.first.tag is ErrorTag.DATA_MISSING
-    assert err.first.path == "/top/users/user[name='nobody']"
+    assert err.first.path == "/t:top/t:users/t:user[t:name='nobody']"
     # Only removes below a missing level: nothing to do, no error.
     ds.edit_config(
         "running",
@@ -358,8 +358,8 @@ def test_continue_on_error_applies_what_succeeds_and_reports_all(ds: Datastore) 
     err = raises(ds.edit_config, "running", config(BATCH), error_option="continue-on-error")
     assert [e.tag for e in err.errors] == [ErrorTag.DATA_EXISTS, ErrorTag.DATA_MISSING]
     assert [e.path for e in err.errors] == [
-        "/top/users/user[name='fred']",
-        "/top/users/user[name='nobody']",
+        "/t:top/t:users/t:user[t:name='fred']",
+        "/t:top/t:users/t:user[t:name='nobody']",
     ]
     assert state(ds) == expect(top(users(FRED, "<user><name>dino</name></user>") + MTU))
     assert len(events) == 1
@@ -373,7 +373,7 @@ def test_continue_on_error_and_new_content(ds: Datastore) -> None:
         config(top('<extra nc:operation="create"><a>1</a><b nc:operation="delete"/></extra>')),
         error_option="continue-on-error",
     )
-    assert [e.path for e in err.errors] == ["/top/extra/b"]
+    assert [e.path for e in err.errors] == ["/t:top/t:extra/t:b"]
     assert state(ds) == expect(top(users(FRED, WILMA) + MTU))
     # ... what merge creates keeps what succeeded below it.
     raises(
@@ -466,7 +466,7 @@ def test_declared_multi_key_lists() -> None:
     err = raises(ds.edit_config, "running", config(body.format("<route><table>1</table></route>")))
     assert err.first.tag is ErrorTag.MISSING_ELEMENT
     assert err.first.info_items == {"bad-element": "prefix"}
-    assert err.first.path == "/routes/route[table='1']"
+    assert err.first.path == "/if:routes/if:route[if:table='1']"
 
 
 def test_declared_single_instance_container() -> None:
@@ -489,7 +489,7 @@ def test_error_path_quotes_values_with_apostrophes() -> None:
         "running",
         config(f'<u xmlns="{T}" nc:operation="delete"><n>it\'s</n></u>'),
     )
-    assert err.first.path == '/u[n="it\'s"]'
+    assert err.first.path == '/t:u[t:n="it\'s"]'
 
 
 def test_wide_list_merge() -> None:
@@ -569,7 +569,7 @@ def test_change_listener(ds: Datastore) -> None:
             session_id=7,
             edit=edit,
             operation="edit-config",
-            targets=(EditTarget("/top", "merge"),),
+            targets=(EditTarget("/t:top", "merge", (("t", "urn:example:t"),)),),
         )
     ]
     raises(ds.edit_config, "running", config(BATCH))

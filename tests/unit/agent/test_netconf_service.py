@@ -323,7 +323,7 @@ def test_errors_from_the_datastore_pass_through(service: NetconfService) -> None
         "</config></edit-config>",
     )
     assert err.tag is ErrorTag.DATA_EXISTS
-    assert err.path == "/top/mtu"
+    assert err.path == "/t:top/t:mtu"
 
 
 def test_the_managers_liveness_probe_is_not_activity(service: NetconfService) -> None:

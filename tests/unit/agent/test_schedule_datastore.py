@@ -4,12 +4,21 @@ from lxml import etree
 from callhome.agent.datastore import Datastore
 from callhome.agent.netconf_service import NetconfService
 from callhome.agent.schedule import ScheduleState, check, parse
-from callhome.cli.main import schedule_config
 from callhome.errors import RpcError
+from callhome.proto.call_home import connection_type_edit
 from callhome.proto.schedule import Periodic, Persistent
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 NCS = "urn:ietf:params:xml:ns:yang:ietf-netconf-server"
+
+
+def schedule_config(
+    period: float | None, anchor: float | None = None, idle_timeout: float = 180.0
+) -> str:
+    """The content of ``<config>`` the manager sends to set client ``default``'s schedule."""
+    kind = Persistent() if period is None else Periodic(period, anchor, idle_timeout)
+    config = connection_type_edit("default", kind)
+    return "".join(etree.tostring(child).decode() for child in config)
 
 
 def kind_xml(inner: str) -> str:
@@ -48,7 +57,7 @@ def test_edit_applies_live(device):
     _, _, state, _, edit = device
     heard = []
     state.on_change = lambda: heard.append(state.kind)
-    edit(schedule_config(900, "2024-01-01T00:00:00Z", 60))
+    edit(schedule_config(900, 1704067200.0, 60))
     assert state.kind == Periodic(period=900.0, anchor=1704067200.0, idle_timeout=60.0)
     edit(schedule_config(None))
     assert state.kind == Persistent()

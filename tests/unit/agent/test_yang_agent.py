@@ -8,8 +8,8 @@ import asyncssh
 import pytest
 from lxml import etree
 
+from callhome.agent.library import GET_SCHEMA, MONITORING_NS, YANG_LIBRARY_CAPABILITY
 from callhome.agent.service import Agent
-from callhome.agent.yang import GET_SCHEMA, MONITORING_NS, YANG_LIBRARY_CAPABILITY
 from callhome.config import AgentConfig
 from callhome.errors import ConfigError, ErrorTag, RpcError
 
@@ -58,7 +58,8 @@ def test_agent_with_modules_advertises_serves_and_validates(tmp_path):
 def test_agent_without_modules_is_schemaless(tmp_path):
     agent = Agent(make_config(tmp_path))
     assert agent.yang is None
-    assert not any(c.startswith(YANG_LIBRARY_CAPABILITY) for c in agent.netconf.capabilities)
+    # the protocol modules are advertised all the same (RFC 7950 section 5.6.4)
+    assert any(c.startswith(YANG_LIBRARY_CAPABILITY) for c in agent.netconf.capabilities)
     config = etree.fromstring(
         f'<config xmlns="{NC}"><system xmlns="{EXD}"><mtu>1</mtu></system></config>'
     )
@@ -68,7 +69,7 @@ def test_agent_without_modules_is_schemaless(tmp_path):
 def test_agent_refuses_to_start_on_a_stored_configuration_that_does_not_conform(tmp_path):
     write_running(tmp_path, f'<system xmlns="{EXD}"><mtu>1</mtu></system>')
     config = make_config(tmp_path, modules=[str(YANG_DIR)], search_path=[str(YANG_DIR / "lib")])
-    with pytest.raises(ConfigError, match=r"running datastore .* /system/mtu"):
+    with pytest.raises(ConfigError, match=r"running datastore .* /device:system/device:mtu"):
         Agent(config)
 
 

@@ -103,26 +103,26 @@ def test_a_valid_configuration_passes(yang):
 CASES = [
     # (configuration, error-tag, error-app-tag, error-path, bad-element)
     ("", ErrorTag.MISSING_ELEMENT, None, None, "site"),
-    (box("<mains/>"), ErrorTag.OPERATION_FAILED, "too-few-elements", "/box", None),
+    (box("<mains/>"), ErrorTag.OPERATION_FAILED, "too-few-elements", "/constraints:box", None),
     (
         box(slot(1) + slot(2) + slot(3) + "<mains/>"),
         ErrorTag.OPERATION_FAILED,
         "too-many-elements",
-        "/box/slot[id='3']",
+        "/constraints:box/constraints:slot[constraints:id='3']",
         None,
     ),
     (
         box(slot(1, "<size>1</size><label>a</label>") + slot(2, "<size>1</size><label>a</label>")),
         ErrorTag.OPERATION_FAILED,
         "data-not-unique",
-        "/box/slot[id='2']",
+        "/constraints:box/constraints:slot[constraints:id='2']",
         None,
     ),
     (
         box(slot(1) + slot(1) + "<mains/>"),
         ErrorTag.OPERATION_FAILED,
         "data-not-unique",
-        "/box/slot[id='1']",
+        "/constraints:box/constraints:slot[constraints:id='1']",
         None,
     ),
     # the entry that lacks the mandatory leaf, not the first one
@@ -130,37 +130,43 @@ CASES = [
         box(slot(1) + slot(2, "") + "<mains/>"),
         ErrorTag.MISSING_ELEMENT,
         None,
-        "/box/slot[id='2']",
+        "/constraints:box/constraints:slot[constraints:id='2']",
         "size",
     ),
-    (box(slot(1)), ErrorTag.DATA_MISSING, "missing-choice", "/box", None),
-    (box(slot(1) + "<mains/><battery/>"), ErrorTag.BAD_ELEMENT, None, "/box", "battery"),
+    (box(slot(1)), ErrorTag.DATA_MISSING, "missing-choice", "/constraints:box", None),
+    (
+        box(slot(1) + "<mains/><battery/>"),
+        ErrorTag.BAD_ELEMENT,
+        None,
+        "/constraints:box",
+        "battery",
+    ),
     (
         box(slot(1) + "<mains/><level>9</level>"),
         ErrorTag.INVALID_VALUE,
         "level-range",
-        "/box/level",
+        "/constraints:box/constraints:level",
         "level",
     ),
     (
         box(slot(1) + "<mains/><level>2</level><boost>true</boost>"),
         ErrorTag.BAD_ELEMENT,
         None,
-        "/box/boost",
+        "/constraints:box/constraints:boost",
         "boost",
     ),
     (
         box(slot(1) + "<mains/><temperature>20</temperature>"),
         ErrorTag.INVALID_VALUE,
         None,
-        "/box/temperature",
+        "/constraints:box/constraints:temperature",
         "temperature",
     ),
     (
         box(slot(1) + "<mains/><tag>a</tag><tag>a</tag>"),
         ErrorTag.OPERATION_FAILED,
         None,
-        "/box/tag",
+        "/constraints:box/constraints:tag",
         None,
     ),
     (
@@ -168,14 +174,14 @@ CASES = [
         f'<box xmlns="{NS}">{slot(1)}<mains/></box>',
         ErrorTag.OPERATION_FAILED,
         "too-many-elements",
-        "/site",
+        "/constraints:site",
         None,
     ),
     (
         f'<site xmlns="{NS}">lab</site><lid xmlns="{NS}"/>',
         ErrorTag.UNKNOWN_ELEMENT,
         None,
-        "/lid",
+        "/constraints:lid",
         "lid",
     ),
 ]
@@ -212,4 +218,4 @@ def test_a_large_list_with_leafrefs_is_checked(tmp_path):
     assert yang.validate(data(rows)) == []
     (error,) = yang.validate(data(rows.replace("<next>n7<", "<next>n7x<")))
     assert error.app_tag == "instance-required"
-    assert error.path == "/node[name='n6']/next"
+    assert error.path == "/ring:node[ring:name='n6']/ring:next"

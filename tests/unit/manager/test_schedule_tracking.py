@@ -18,7 +18,8 @@ from callhome.manager.schedule import (
     next_expected,
     offers_schedule,
 )
-from callhome.proto.schedule import CAPABILITY, Periodic, next_periodic_dial
+from callhome.proto.netconf.capabilities import ModuleSet
+from callhome.proto.schedule import Periodic, next_periodic_dial
 from callhome.storage import Device, DeviceStatus, MemoryStore, Schedule, ScheduleKind
 from callhome.storage.jobs import Job, JobState
 
@@ -27,6 +28,8 @@ T0 = 1_700_000_000.0
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 NCN = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
 SRV = "urn:ietf:params:xml:ns:yang:ietf-netconf-server"
+CAPABILITY = f"{SRV}?module=ietf-netconf-server&revision=2019-07-02&features=ssh-call-home"
+"""ietf-netconf-server announced in the hello, as a YANG 1 module would be."""
 
 
 def device(status: DeviceStatus, since: float, schedule: Schedule | None) -> Device:
@@ -103,10 +106,16 @@ def test_a_periodic_device_is_overdue_past_the_grace_period() -> None:
 # -- what tells the manager ----------------------------------------------------------------
 
 
-def test_the_module_capability_is_recognised_with_or_without_parameters() -> None:
-    assert offers_schedule([f"{NC}", CAPABILITY])
-    assert offers_schedule([f"{SRV}?module=ietf-netconf-server&revision=2024-10-10"])
-    assert not offers_schedule([NC, f"{SRV}-x?module=other"])
+def test_the_module_is_recognised_in_the_hello_or_the_yang_library() -> None:
+    from callhome.proto.netconf.capabilities import ModuleInfo
+
+    assert offers_schedule(ModuleSet([f"{NC}", CAPABILITY]))
+    assert offers_schedule(ModuleSet([f"{SRV}?module=ietf-netconf-server&revision=2024-10-10"]))
+    assert not offers_schedule(ModuleSet([NC, f"{SRV}-x?module=other"]))
+    listed = ModuleInfo("ietf-netconf-server", "2023-12-28", SRV)
+    assert offers_schedule(ModuleSet([NC], [listed]))
+    imported = ModuleInfo("ietf-netconf-server", "2023-12-28", SRV, implemented=False)
+    assert not offers_schedule(ModuleSet([NC], [imported]))
 
 
 def change(target: str, datastore: str = "running", nsmap: str = "") -> dict[str, Any]:
@@ -144,10 +153,12 @@ class _Session:
     """Enough of a DeviceSession for the watcher: capabilities and a get-config."""
 
     def __init__(self, reply: str, capabilities: tuple[str, ...] = (CAPABILITY,)) -> None:
+        from callhome.net.session import Orientation
         from callhome.proto.netconf.messages import parse_xml
 
         self.fingerprint = FP
         self.name = "r1"
+        self.orientation = Orientation.REVERSE_SSH
         self.capabilities = capabilities
         self.connected_at = T0 + 1
         self.closed = asyncio.Event()
@@ -237,22 +248,18 @@ async def test_read_on_connect_only_while_unknown() -> None:
     assert none.calls == 0
 
 
-async def test_a_schedule_job_is_learned_from_its_edit_without_a_read() -> None:
+async def test_a_schedule_job_is_learned_from_what_it_set_without_a_read() -> None:
     store = MemoryStore()
     await store.pre_approve(FP, "ssh-ed25519", "r1", T0)
     watcher, learned, (tasks, refresh) = await _watcher(store)
     await refresh()
-    from callhome.cli.main import schedule_config
+    from callhome.manager.schedule_job import schedule_payload
 
-    operation = (
-        f'<edit-config xmlns="{NC}"><target><running/></target>'
-        f"<config>{schedule_config(120.0, None, 30)}</config></edit-config>"
-    )
     job = Job(
         id=1,
         device="r1",
-        kind="netconf",
-        payload={"operation": operation, "name": "edit-config"},
+        kind="schedule",
+        payload=schedule_payload(periodic=True, period=120.0, idle_timeout=30),
         actor="t",
         created=T0,
         not_before=T0,

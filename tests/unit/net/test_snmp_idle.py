@@ -125,7 +125,7 @@ async def test_snmp_requests_keep_a_periodic_connection_up_until_idle(
         assert "hanging up" not in caplog.text
         # then nothing: the device hangs up after idle-timeout, until the next period
         await asyncio.wait_for(session.closed.wait(), 10)
-        assert f"no rpc for {IDLE}s; hanging up until the next period" in caplog.text
+        assert f"not used for {IDLE}s (idle-timeout); hanging up" in caplog.text
     finally:
         running.cancel()
         with pytest.raises(asyncio.CancelledError):

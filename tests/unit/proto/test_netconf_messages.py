@@ -192,6 +192,8 @@ def test_rpc_error_from_rfc6241_example() -> None:
         path='/t:top/t:interface[t:name="Ethernet0/0"]/t:mtu',
         message="MTU value 25000 is not within range 256..9192",
         message_lang="en",
+        # the path's prefix, with the namespace in scope where it stands
+        path_namespaces={"t": "http://example.com/schema/1.2/config"},
     )
     assert second.tag is ErrorTag.PARTIAL_OPERATION
     assert second.info_items == {

@@ -8,7 +8,9 @@ builders of :mod:`callhome.proto.netconf.operations` (``op_get_config`` ...).
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
 from lxml import etree
 
@@ -184,7 +186,9 @@ def rpc_error_to_xml(error: RpcErrorInfo) -> etree._Element:
     if error.app_tag is not None:
         add_child(element, "error-app-tag", error.app_tag)
     if error.path is not None:
-        add_child(element, "error-path", error.path)
+        path = add_child(element, "error-path", error.path)
+        if error.path_namespaces:
+            _bind(element, path, error.path_namespaces)
     if error.message is not None:
         message = add_child(element, "error-message", error.message)
         if error.message_lang:
@@ -196,6 +200,17 @@ def rpc_error_to_xml(error: RpcErrorInfo) -> etree._Element:
     if info is not None:
         element.append(info)
     return element
+
+
+def _bind(parent: etree._Element, child: etree._Element, namespaces: dict[str, str]) -> None:
+    """Re-create ``child`` with ``namespaces`` (prefix -> URI) declared on it."""
+    try:
+        nsmap: dict[Any, str] = {**child.nsmap, **namespaces}
+        bound = etree.Element(child.tag, nsmap=nsmap)
+    except ValueError as exc:
+        raise LocalProtocolError(f"cannot bind error-path prefixes: {exc}") from None
+    bound.text = child.text
+    parent.replace(child, bound)
 
 
 def _error_info_element(error: RpcErrorInfo) -> etree._Element | None:
@@ -234,6 +249,7 @@ def rpc_error_from_xml(element: etree._Element) -> RpcErrorInfo:
     fields: dict[str, str] = {}
     lang: str | None = None
     info_element: etree._Element | None = None
+    path_ns: dict[str, str] = {}
     for child in element:
         tag: object = child.tag
         if not isinstance(tag, str):
@@ -247,6 +263,8 @@ def rpc_error_from_xml(element: etree._Element) -> RpcErrorInfo:
             fields[local] = (child.text or "").strip()
             if local == "error-message":
                 lang = child.get(_XML_LANG)
+            elif local == "error-path":
+                path_ns = _used_prefixes(fields[local], child.nsmap)
     items: dict[str, str] = {}
     info = ""
     if info_element is not None:
@@ -280,7 +298,18 @@ def rpc_error_from_xml(element: etree._Element) -> RpcErrorInfo:
         message_lang=lang,
         info=info,
         info_items=items,
+        path_namespaces=path_ns,
     )
+
+
+_PREFIX: Final = re.compile(r"([A-Za-z_][\w.-]*):(?=[A-Za-z_*])")
+
+
+def _used_prefixes(path: str, nsmap: Mapping[str | None, str]) -> dict[str, str]:
+    """The in-scope prefixes that ``path`` uses (outside its quoted literals)."""
+    bare = re.sub(r"'[^']*'|\"[^\"]*\"", "", path)
+    used = set(_PREFIX.findall(bare))
+    return {p: uri for p, uri in nsmap.items() if p is not None and p in used}
 
 
 def _well_known_items(info: etree._Element) -> dict[str, str]:

@@ -102,7 +102,9 @@ def decode_message(data: bytes) -> Message:
         if version is not None and version != SNMP_VERSION_3:
             raise RemoteProtocolError(f"unsupported SNMP version {version}") from None
         raise RemoteProtocolError(f"malformed SNMP message: {short(exc)}") from None
-    except (ValueError, TypeError, IndexError, RecursionError) as exc:
+    except (ValueError, TypeError, IndexError, OverflowError, RecursionError) as exc:
+        # pyasn1 lets these through on hostile lengths (an OverflowError on a length that
+        # does not fit an index, for one)
         raise RemoteProtocolError(f"malformed SNMP message: {short(exc)}") from None
     if rest:
         raise RemoteProtocolError(f"{len(rest)} bytes after the SNMP message")

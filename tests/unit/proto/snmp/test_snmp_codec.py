@@ -152,6 +152,16 @@ def test_mutated_messages_read_or_fail_as_with_the_reference(data):
     assert outcome(decode_message, bytes(wire)) == outcome(reference.decode_message, bytes(wire))
 
 
+def test_a_length_too_big_for_an_index_is_a_malformed_message():
+    """Found by the mutation test: pyasn1 raised OverflowError on this frame (a binding's
+    value tagged 0x88 whose length octets make a number too big for an index)."""
+    wire = bytearray(sample_wire())
+    wire[87] = 136
+    for decode in (decode_message, reference.decode_message):
+        with pytest.raises(RemoteProtocolError, match="malformed SNMP message"):
+            decode(bytes(wire))
+
+
 @MANY
 @given(st.binary(max_size=200))
 def test_random_bytes_fail_as_with_the_reference(data):
