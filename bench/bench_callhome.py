@@ -38,6 +38,7 @@ from callhome.config import ManagerConfig, ManagerSection, SshAlgorithms
 from callhome.manager.service import Manager
 from callhome.net.keys import ensure_key, public_line
 from callhome.net.session import DeviceSession
+from callhome.net.ssh_algorithms import client_algorithm_options
 from callhome.storage import open_store
 
 HERE = Path(__file__).resolve().parent
@@ -451,8 +452,7 @@ async def baseline_role(args: argparse.Namespace) -> dict[str, Any]:
         host_based_auth=False,
         gss_host=None,
         config=None,
-        kex_algs=algorithms.kex,
-        encryption_algs=algorithms.ciphers,
+        **client_algorithm_options(algorithms),
     )
     ready = asyncio.Event()
     counter = {"ready": 0, "expected": 0}

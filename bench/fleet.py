@@ -77,6 +77,7 @@ from callhome.net.keys import identity_of, write_private
 from callhome.net.pki import file_fingerprint, key_type_of, load_certificates
 from callhome.net.reverse_ssh import DeviceSshSettings, dial_reverse_ssh, manager_keys_from
 from callhome.net.reverse_tls import DeviceTlsSettings, dial_reverse_tls
+from callhome.net.ssh_algorithms import server_algorithm_options
 from callhome.net.turn import DeviceTurnSettings, dial_turn
 
 KEY_TYPE = "ssh-ed25519"
@@ -224,10 +225,9 @@ class Fleet:
                 asyncssh.SSHServerConnectionOptions(
                     server_host_keys=[key],
                     authorized_client_keys=authorized,
-                    kex_algs=algorithms.kex,
-                    encryption_algs=algorithms.ciphers,
                     gss_host=None,
                     config=None,
+                    **server_algorithm_options(algorithms),
                 )
                 for key in self.host_keys
             ]

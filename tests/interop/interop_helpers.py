@@ -55,3 +55,26 @@ def make_manager_key(directory: Path) -> KeyPair:
     """A fresh manager key pair, written the way ``callhome init manager`` writes it."""
     line = init_manager(directory, ["127.0.0.1:0"], "127.0.0.1:0")
     return KeyPair(directory / "manager_key", line)
+
+
+NETCONF_BASE_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
+EOM = b"]]>]]>"
+
+
+def netconf_script(*rpc_bodies: str) -> bytes:
+    """A NETCONF 1.0 client's whole side of a session, end-of-message framed (RFC 6242
+    S4.3): its hello, then each body as an rpc with message-id 1, 2, ..."""
+    hello = (
+        f'<?xml version="1.0" encoding="UTF-8"?><hello xmlns="{NETCONF_BASE_NS}"><capabilities>'
+        "<capability>urn:ietf:params:netconf:base:1.0</capability></capabilities></hello>"
+    )
+    rpcs = [
+        f'<rpc xmlns="{NETCONF_BASE_NS}" message-id="{n}">{body}</rpc>'
+        for n, body in enumerate(rpc_bodies, 1)
+    ]
+    return EOM.join(m.encode() for m in [hello, *rpcs]) + EOM
+
+
+def netconf_messages(data: bytes) -> list[str]:
+    """The complete end-of-message framed messages in ``data``."""
+    return [m.decode() for m in data.split(EOM)[:-1]]

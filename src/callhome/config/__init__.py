@@ -1,7 +1,9 @@
 """Typed configuration of the manager, the agent and the CLI.
 
 Each model is loaded from a TOML file and may be overridden by environment variables
-``CALLHOME_<SECTION>__<KEY>`` (for instance ``CALLHOME_API__LISTEN=127.0.0.1:9000``).
+``CALLHOME_<SECTION>__<KEY>`` (for instance ``CALLHOME_API__LISTEN=127.0.0.1:9000``); a
+list field takes a comma-separated list or a TOML array
+(``CALLHOME_ALGORITHMS__CIPHERS=aes256-ctr,aes128-ctr``).
 Relative paths in a file are taken relative to the file's folder.
 
 The models live by theme: :mod:`~callhome.config.common` (ports, SSH algorithms, keepalives,

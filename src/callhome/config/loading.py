@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -15,7 +16,45 @@ from callhome.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 
-def _apply_env(data: dict[str, Any], prefix: str = "CALLHOME_") -> dict[str, Any]:
+def _field_type(model: type[BaseModel] | None, parts: list[str]) -> Any:
+    """The annotation of the field at ``parts`` under ``model``, or None if unknown."""
+    annotation: Any = model
+    for part in parts:
+        annotation = _unwrap_optional(annotation)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        field = annotation.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+    return _unwrap_optional(annotation)
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _env_list(text: str) -> list[Any]:
+    """A list from an environment value: a TOML array (``["a", "b"]``), else items
+    separated by commas (``a,b``); blanks around items are dropped, empty items too."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            return list(tomllib.loads(f"v = {stripped}")["v"])
+        except tomllib.TOMLDecodeError:
+            pass  # not TOML: perhaps "[::]:4334,..." - read it as a comma-separated list
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _apply_env(
+    data: dict[str, Any], model: type[BaseModel] | None = None, prefix: str = "CALLHOME_"
+) -> dict[str, Any]:
+    """Overlay ``CALLHOME_SECTION__KEY=value`` variables on ``data``. A value is a string,
+    except for a list field of ``model``: a TOML array or a comma-separated list."""
     for key, value in os.environ.items():
         if not key.startswith(prefix) or "__" not in key:
             continue
@@ -26,7 +65,9 @@ def _apply_env(data: dict[str, Any], prefix: str = "CALLHOME_") -> dict[str, Any
             if not isinstance(node, dict):
                 break
         else:
-            node[parts[-1]] = value
+            annotation = _field_type(model, parts)
+            is_list = (get_origin(annotation) or annotation) in (list, tuple, set)
+            node[parts[-1]] = _env_list(value) if is_list else value
     return data
 
 
@@ -51,7 +92,7 @@ def _validate(model: type[M], data: dict[str, Any], path: Path) -> M:
 
 def load(model: type[M], path: Path) -> M:
     """Load a config file into ``model``, with environment overrides; ConfigError on any fault."""
-    data = _apply_env(_read_toml(path))
+    data = _apply_env(_read_toml(path), model)
     data.setdefault("state_dir", ".")
     state_dir = Path(data["state_dir"])
     if not state_dir.is_absolute():

@@ -42,19 +42,16 @@ from callhome.net.netconf import (
 )
 from callhome.net.session import Admission, DeviceSession, Orientation, local_address
 from callhome.net.snmp import SNMP_SUBSYSTEM, SnmpChannel, SnmpHandler, open_snmp_client
+from callhome.net.ssh_algorithms import (
+    client_algorithm_options,
+    restrict_host_keys,
+    server_algorithm_options,
+    warn_legacy,
+)
 
 log = logging.getLogger(__name__)
 
 NETCONF_SUBSYSTEM = "netconf"
-
-
-def _algorithm_options(algorithms: SshAlgorithms) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
-    if algorithms.kex:
-        opts["kex_algs"] = algorithms.kex
-    if algorithms.ciphers:
-        opts["encryption_algs"] = algorithms.ciphers
-    return opts
 
 
 def _address(conn: asyncssh.SSHClientConnection | asyncssh.SSHServerConnection) -> str:
@@ -247,8 +244,9 @@ class ReverseSshListener:
             keepalive_interval=settings.keepalive.interval,
             keepalive_count_max=settings.keepalive.count_max,
             config=None,
-            **_algorithm_options(settings.algorithms),
+            **client_algorithm_options(settings.algorithms),
         )
+        warn_legacy(settings.algorithms, "reverse-ssh manager")
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -575,8 +573,10 @@ class DeviceSshSettings:
             gss_host=None,
             config=None,
             server_factory=lambda: _DeviceSshServer(self),
-            **_algorithm_options(self.algorithms),
+            **server_algorithm_options(self.algorithms),
         )
+        restrict_host_keys(self.options, self.algorithms)
+        warn_legacy(self.algorithms, "reverse-ssh device")
 
 
 async def dial_reverse_ssh(

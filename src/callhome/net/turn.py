@@ -36,8 +36,14 @@ from callhome.net.netconf import (
     NetconfServerDriver,
     Principal,
 )
-from callhome.net.reverse_ssh import FeedingChannel, _address, _algorithm_options
+from callhome.net.reverse_ssh import FeedingChannel, _address
 from callhome.net.session import Admission, DeviceSession, Orientation, local_address
+from callhome.net.ssh_algorithms import (
+    client_algorithm_options,
+    restrict_host_keys,
+    server_algorithm_options,
+    warn_legacy,
+)
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +262,10 @@ class TurnListener:
             gss_host=None,
             config=None,
             server_factory=lambda: _TurnServer(self),
-            **_algorithm_options(settings.algorithms),
+            **server_algorithm_options(settings.algorithms),
         )
+        restrict_host_keys(self._options, settings.algorithms)
+        warn_legacy(settings.algorithms, "turn manager")
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -358,8 +366,9 @@ class DeviceTurnSettings:
             keepalive_interval=self.keepalive.interval,
             keepalive_count_max=self.keepalive.count_max,
             config=None,
-            **_algorithm_options(self.algorithms),
+            **client_algorithm_options(self.algorithms),
         )
+        warn_legacy(self.algorithms, "turn device")
 
 
 async def dial_turn(

@@ -60,3 +60,20 @@ def test_unknown_keys_and_bad_toml_are_errors(tmp_path: Path):
         load(ManagerConfig, path)
     with pytest.raises(ConfigError, match="cannot read"):
         load(ManagerConfig, tmp_path / "missing.toml")
+
+
+def test_other_list_fields_take_lists_and_strings_stay_strings(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CALLHOME_MANAGER__LISTEN", "[::1]:4334,127.0.0.1:4334")
+    monkeypatch.setenv("CALLHOME_MANAGER__TLS__CIPHERS", "ECDHE+AESGCM,ECDHE+CHACHA20")
+    path = tmp_path / "m.toml"
+    path.write_text("")
+    cfg = load(ManagerConfig, path)
+    assert cfg.manager.listen == ["[::1]:4334", "127.0.0.1:4334"]
+    assert cfg.manager.tls.ciphers == "ECDHE+AESGCM,ECDHE+CHACHA20"
+
+
+def test_a_list_field_takes_a_toml_array(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CALLHOME_MANAGER__LISTEN", '["[::1]:4334", "127.0.0.1:4334"]')
+    path = tmp_path / "m.toml"
+    path.write_text('[manager]\nlisten = ["0.0.0.0:1"]\n')
+    assert load(ManagerConfig, path).manager.listen == ["[::1]:4334", "127.0.0.1:4334"]
