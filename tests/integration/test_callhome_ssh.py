@@ -133,7 +133,7 @@ def test_cut_path_is_noticed_by_keepalives_and_redialed(manager, make_agent):
         approve(manager, agent.fingerprint, "dev1")
         # freeze the path: no FIN, no RST, nothing; only keepalives can tell
         os.killpg(forwarder.proc.pid, signal.SIGSTOP)
-        agent.proc.wait_for(r"ended; redialing", timeout=30)
+        agent.proc.wait_for(r"lost; redialing", timeout=30)
         os.killpg(forwarder.proc.pid, signal.SIGKILL)
         forwarder.proc.wait(5)
         forwarder = Proc(socat, name="socat")

@@ -150,6 +150,25 @@ def test_tls_identities_against_the_registry(manager, pki, tmp_path, agents):
     assert manager.devices()[mapped.fingerprint]["name"] == "by-name"
 
 
+def test_a_mapped_certificate_approved_by_its_fingerprint_is_that_device(
+    manager, pki, tmp_path, agents
+):
+    """`callhome init agent` prints the certificate's fingerprint; a manager whose
+    cert-to-name rule maps that certificate takes an approval of either identity."""
+    dev = OrientedAgentProc(tmp_path / "printed", "reverse-tls", manager)
+    assert dev.fingerprint == "x509-name:printed.example.net"
+    printed = dev.cert.fingerprint
+    assert approve(manager, printed, "by-print") == 200
+    queued = manager.cli("netconf", "by-print", "--wait", "0", "get-config")
+    assert queued.returncode == 0 and "has never called home" in queued.stderr
+    agents.append(dev.start())
+    wait_until(lambda: manager.status(printed) == "online")
+    assert manager.devices()[printed]["name"] == "by-print"
+    assert manager.status(dev.fingerprint) is None  # never recorded pending under its name
+    got = manager.cli("netconf", "by-print", "get-config")
+    assert got.returncode == 0 and "<data" in got.stdout, got.stderr
+
+
 async def _bad_peers(manager: OrientedManagerProc, approved_key: asyncssh.SSHKey) -> None:
     # garbage on the TLS port, from 127.0.0.2
     reader, writer = await asyncio.open_connection(

@@ -34,7 +34,7 @@ def test_a_device_with_a_yang_module_validates_edits_and_serves_its_schema(manag
     failed = manager.cli("netconf", "dev1", "edit-config", "--config", bad)
     assert failed.returncode == 1
     assert "rpc-error: application/invalid-value" in failed.stderr
-    assert "/system/mtu" in failed.stderr and "'mtu'" in failed.stderr
+    assert "/device:system/device:mtu" in failed.stderr and "'mtu'" in failed.stderr
 
     good = f'<system xmlns="{EXD}"><hostname>edge-1</hostname><mtu>9000</mtu></system>'
     done = manager.cli("netconf", "dev1", "edit-config", "--config", good)

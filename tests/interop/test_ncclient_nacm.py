@@ -82,7 +82,7 @@ def test_ncclient_sees_access_denied_as_rpc_error(tmp_path: Path) -> None:
             )
         assert caught.value.tag == "access-denied"
         assert caught.value.type == "application"
-        assert (caught.value.path or "").startswith("/system")
+        assert (caught.value.path or "").startswith("/demo:system")
         # the session survives the refusals
         assert nc.get_config(source="running").ok
         assert agent.proc is not None

@@ -136,7 +136,7 @@ def test_an_invalid_edit_is_an_rpc_error_and_changes_nothing(nc: Any) -> None:
     error = info.value
     assert error.tag == "invalid-value"
     assert error.type == "application"
-    assert error.path is not None and error.path.strip() == "/system/mtu"
+    assert error.path is not None and error.path.strip() == "/device:system/device:mtu"
     assert running(nc) == before
 
 

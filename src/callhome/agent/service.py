@@ -16,6 +16,7 @@ import asyncssh
 from lxml import etree
 
 from callhome.agent.datastore import Datastore
+from callhome.agent.failures import dial_failure
 from callhome.agent.library import STATE_LIST_KEYS, ModuleLibrary, protocol_modules
 from callhome.agent.managers import ManagerDirectory
 from callhome.agent.nacm import Nacm, NacmError
@@ -428,7 +429,13 @@ class Agent:
                     self.config.reconnect.max_wait,
                 )
             except (OSError, asyncssh.Error, TimeoutError, AuthError) as exc:
-                log.info("call home to %s:%d failed: %s", host, port, exc or "timeout")
+                why = dial_failure(
+                    exc,
+                    where=f"{host}:{port}",
+                    identities=self._identities(attempt.endpoint),
+                    max_wait=self.config.reconnect.max_wait,
+                )
+                log.info("call home to %s:%d failed: %s", host, port, why)
                 self.plan.failed()
                 continue
             self.plan.connected(attempt.endpoint)
@@ -456,6 +463,14 @@ class Agent:
                 await self._await_period()
             else:
                 log.info("connection to %s:%d lost; redialing", host, port)
+
+    def _identities(self, endpoint: int) -> list[str]:
+        """What a manager may know this device by on ``endpoint``."""
+        settings = self.tls_settings
+        if self.config.endpoints[endpoint].orientation != "reverse-tls" or settings is None:
+            return [self.identity.fingerprint]
+        found = [str(settings.identity)] if settings.identity is not None else []
+        return [*found, "x509-name:NAME where a cert-to-name rule maps its certificate"]
 
 
 async def run_agent(path: Path) -> None:

@@ -394,7 +394,14 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
             wait = manager.config.manager.rpc_timeout + 5 if manager.is_online(job.device) else 0
         if wait > 0 and not job.final:
             job = await manager.jobs.wait(job.id, wait)
-        return job_json(job, manager.mibs)
+        shown = job_json(job, manager.mibs)
+        if not job.final and (await manager.resolve(job.device)).orientation is None:
+            shown["note"] = (
+                f"{job.device} is approved but has never called home: the job waits for its "
+                "first call (check that the device dials this manager and that the identity "
+                "approved is the one it presents)"
+            )
+        return shown
 
     @app.post("/v1/devices/{name:path}/netconf")
     async def netconf(name: str, body: NetconfBody, who: Actor) -> dict[str, Any]:

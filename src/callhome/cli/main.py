@@ -238,6 +238,8 @@ def show_job_outcome(job: dict[str, Any], numeric: bool = False) -> int:
             f"`callhome job {job['id']}` shows its result",
             file=sys.stderr,
         )
+        if job.get("note"):
+            print(f"note: {job['note']}", file=sys.stderr)
         print(job["id"])
         return EXIT_OK
     if state == "failed":

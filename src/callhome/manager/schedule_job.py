@@ -13,7 +13,9 @@ When it runs:
    or the one whose ssh (reverse-ssh) or tls (reverse-tls) endpoint is the address and port
    the device dialled (the manager's listener, or one of ``[manager] public_addresses``).
    None or several: the job fails naming the entries found.
-4. One ``<edit-config>`` replaces that entry's ``connection-type`` and nothing else.
+4. One ``<edit-config>`` replaces that entry's ``connection-type`` and nothing else: of
+   running where the device has ``:writable-running``, else of candidate, under its lock,
+   then committed (``:candidate``).
 
 Crash rules: the read changes nothing, so a session lost during it puts the job back in the
 queue; once the edit is sent, the rules of any write hold (outcome-unknown).
@@ -65,6 +67,9 @@ KIND: Final = "schedule"
 MODULE: Final = "ietf-netconf-server"
 _MAX_UINT16: Final = 65535
 _TRANSPORT: Final = {Orientation.REVERSE_SSH: "ssh", Orientation.REVERSE_TLS: "tls"}
+_CAP: Final = "urn:ietf:params:netconf:capability:"
+WRITABLE_RUNNING: Final = f"{_CAP}writable-running:1.0"
+CANDIDATE: Final = f"{_CAP}candidate:1.0"
 
 Send = Callable[[etree._Element, bool], Awaitable[RpcReply]]
 """Sends one operation on the job's session: (operation, whether it may change the device)."""
@@ -169,9 +174,33 @@ async def run_schedule_job(
         )
     except NoClientMatch as exc:
         return _failed(str(exc), clients=[c.name for c in clients])
-    kind = connection_type_of(payload)
-    config = connection_type_edit(client.name, kind)
-    operation = messages.op_edit_config("running", config)
-    reply = await send(operation, True)
-    result = {"client": client.name, "revision": server.revision, **reply_result(reply)}
-    return reply.ok, result
+    config = connection_type_edit(client.name, connection_type_of(payload))
+    done = {"client": client.name, "revision": server.revision}
+    caps = set(session.capabilities)
+    if WRITABLE_RUNNING in caps:
+        reply = await send(messages.op_edit_config("running", config), True)
+        return reply.ok, {**done, **reply_result(reply)}
+    if CANDIDATE not in caps:
+        return _failed("the device has neither :writable-running nor :candidate", **done)
+    return await _through_candidate(config, send, done)
+
+
+async def _through_candidate(config: etree._Element, send: Send, done: dict[str, Any]) -> Outcome:
+    """lock candidate, edit it, commit, unlock; on a refusal, discard and unlock."""
+    steps: list[dict[str, Any]] = []
+    lock = await send(messages.op_lock("candidate"), False)
+    steps.append(reply_result(lock))
+    if not lock.ok:
+        return False, {**done, "step": "lock candidate", "steps": steps, **reply_result(lock)}
+    for step, operation in (
+        ("edit candidate", messages.op_edit_config("candidate", config)),
+        ("commit", messages.op_commit()),
+    ):
+        reply = await send(operation, True)
+        steps.append(reply_result(reply))
+        if not reply.ok:
+            for undo in (messages.op_discard_changes(), messages.op_unlock("candidate")):
+                await send(undo, True)
+            return False, {**done, "step": step, "steps": steps, **reply_result(reply)}
+    steps.append(reply_result(await send(messages.op_unlock("candidate"), True)))
+    return True, {**done, "steps": steps}

@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +244,13 @@ class Manager:
             self.changed.notify_all()
 
     # -- admission (called by the orientation adapters) --------------------------------------
+    def preferred(self, identities: Sequence[Identity]) -> Identity:
+        for identity in identities:
+            device = self.devices.get(identity.fingerprint)
+            if device is not None and device.approved:
+                return identity
+        return identities[0]
+
     def admit(self, identity: Identity, address: str) -> str | None:
         device = self.devices.get(identity.fingerprint)
         if device is not None and device.approved:

@@ -420,10 +420,14 @@ class ReverseTlsListener:
         if decision.identity is None:
             conn.fail(decision.reason, auth=True)
             return None
-        conn.identity = decision.identity
+        identity = decision.identity
         if decision.mapped_name is not None:
             log.info("device %s at %s: %s", decision.leaf, conn.address, decision.reason)
-        if self.admission.admit(decision.identity, conn.address) is None:
+            if decision.leaf is not None:
+                # an operator may have approved the certificate's fingerprint instead
+                identity = self.admission.preferred([identity, decision.leaf])
+        conn.identity = identity
+        if self.admission.admit(identity, conn.address) is None:
             conn.fail("not admitted", report=False)  # admit() has said why
             return None
         return tls
@@ -590,6 +594,8 @@ class _DeviceProtocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = loop.create_future()
         self.heard: asyncio.Future[None] = loop.create_future()  # the manager's first bytes
+        # a dial that failed before it waited for them leaves nobody to read the exception
+        self.heard.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.raw: asyncio.Transport | None = None
         self.tls: asyncio.Transport | None = None
         self._early: list[bytes] = []  # what came with the end of the handshake

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -149,6 +149,12 @@ class ChannelOpener(Protocol):
 
 class Admission(Protocol):
     """The manager's side of every orientation adapter: who may in, and what happened."""
+
+    def preferred(self, identities: Sequence[Identity]) -> Identity:
+        """Of several identities of one peer (a certificate's mapped name and its
+        fingerprint), the one to know it by: the first the registry has approved, else the
+        first."""
+        ...
 
     def admit(self, identity: Identity, address: str) -> str | None:
         """Decide synchronously, before any credential is offered.

@@ -46,6 +46,9 @@ class _Session:
     orientation = Orientation.REVERSE_SSH
     name = "dev"
 
+    def __init__(self, capabilities: list[str]) -> None:
+        self.capabilities = tuple(capabilities)
+
 
 class Device:
     """Runs what the job sends through the agent's service, as a transport would."""
@@ -73,10 +76,15 @@ class Device:
 
 
 async def run(
-    device: Device, payload: dict[str, Any], dialled: list[tuple[str, int]], modules=None
-):
+    device: Device,
+    payload: dict[str, Any],
+    dialled: list[tuple[str, int]],
+    modules: ModuleSet | None = None,
+    capabilities: list[str] | None = None,
+) -> tuple[bool, dict[str, Any]]:
     modules = modules if modules is not None else ModuleSet([], [SERVER])
-    return await run_schedule_job(_Session(), payload, modules, dialled, device.send)  # type: ignore[arg-type]
+    caps = device.agent.netconf.capabilities if capabilities is None else capabilities
+    return await run_schedule_job(_Session(caps), payload, modules, dialled, device.send)  # type: ignore[arg-type]
 
 
 async def test_the_entry_of_the_dialled_endpoint_is_edited_and_only_it(tmp_path: Path) -> None:
@@ -130,6 +138,37 @@ async def test_a_device_without_the_module_or_with_an_old_revision_is_told_so(
     ok, result = await run(device, anchored, [("127.0.0.1", 4334)], modules=rev2019)
     assert not ok and "admits no value" in result["error"]
     assert device.sent == []  # nothing was sent for any of these
+
+
+async def test_without_writable_running_the_edit_goes_through_the_candidate(
+    tmp_path: Path,
+) -> None:
+    device = Device(two_client_agent(tmp_path))
+    caps = [c for c in device.agent.netconf.capabilities if "writable-running" not in c]
+    payload = schedule_payload(periodic=True, period=600)
+    ok, result = await run(device, payload, [("127.0.0.1", 4334)], capabilities=caps)
+    assert ok, result
+    assert [name for name, _ in device.sent] == [
+        "get-config",
+        "lock",
+        "edit-config",
+        "commit",
+        "unlock",
+    ]
+    assert device.clients()["noc"] == Periodic(period=600.0)
+    # a candidate the device cannot lock (another session holds it) changes nothing
+    other = device.agent.netconf.open_session(lambda: None)
+    lock = etree.fromstring(f'<lock xmlns="{NC}"><target><candidate/></target></lock>')
+    device.agent.netconf.handle(other, lock)
+    device.sent.clear()
+    ok, result = await run(
+        device, schedule_payload(periodic=False), [("127.0.0.1", 4334)], capabilities=caps
+    )
+    assert not ok and result["step"] == "lock candidate"
+    assert [name for name, _ in device.sent] == ["get-config", "lock"]
+    assert device.clients()["noc"] == Periodic(period=600.0)
+    ok, result = await run(device, payload, [("127.0.0.1", 4334)], capabilities=[])
+    assert not ok and "neither :writable-running nor :candidate" in result["error"]
 
 
 def test_what_the_model_cannot_hold_is_refused_before_queueing() -> None:

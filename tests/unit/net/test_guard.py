@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,9 @@ class Failures:
 
     def __init__(self) -> None:
         self.failures: list[str] = []
+
+    def preferred(self, identities: Sequence[Identity]) -> Identity:
+        return identities[0]
 
     def admit(self, identity: Identity, address: str) -> str | None:
         return None

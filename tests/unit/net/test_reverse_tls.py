@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,9 @@ class Recorder:
         self.failures: list[tuple[str, bool]] = []
         self.ready: asyncio.Queue[DeviceSession] = asyncio.Queue()
         self.closed: asyncio.Queue[DeviceSession] = asyncio.Queue()
+
+    def preferred(self, identities: Sequence[Identity]) -> Identity:
+        return identities[0]
 
     def admit(self, identity: Identity, address: str) -> str | None:
         self.asked.append(identity)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import asyncssh
 import pytest
@@ -37,6 +37,9 @@ class Recorder:
         self.failures: list[str] = []
         self.ready: asyncio.Queue[DeviceSession] = asyncio.Queue()
         self.closed: asyncio.Queue[DeviceSession] = asyncio.Queue()
+
+    def preferred(self, identities: Sequence[Identity]) -> Identity:
+        return identities[0]
 
     def admit(self, identity: Identity, address: str) -> str | None:
         self.asked.append(identity)
