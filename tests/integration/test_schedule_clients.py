@@ -41,7 +41,7 @@ def clients(manager: ManagerProc, name: str) -> dict[str, str]:
     """Each call-home client of the device, with its connection-type as XML text."""
     got = manager.cli("netconf", name, "get-config", "--filter", FILTER)
     assert got.returncode == 0, got.stderr
-    root = etree.fromstring(got.stdout.encode())
+    root = etree.fromstring(got.stdout.encode(), etree.XMLParser(remove_blank_text=True))
     found = {}
     for entry in root.iter(f"{{{NCS}}}netconf-client"):
         ctype = entry.find(f"{{{NCS}}}connection-type")
