@@ -63,8 +63,11 @@ class YumaDevice:
 
 
 @pytest.fixture
-def yuma_device(tmp_path: Path) -> Iterator[YumaDevice]:
+def yuma_device(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[YumaDevice]:
+    """netconfd with its own modules, and the module files given by indirect
+    parametrization (``request.param``: a list of paths) loaded too."""
     require("socat", "ssh-keygen", SSHD, NETCONFD, NETCONF_SUBSYSTEM)
+    more_modules: list[Path] = list(getattr(request, "param", []))
     require_sshd_runtime()
     d = tmp_path / "yuma"
     (d / "home").mkdir(parents=True)
@@ -112,6 +115,7 @@ def yuma_device(tmp_path: Path) -> Iterator[YumaDevice]:
             f"--superuser={SSH_USER}",
             "--no-startup",
             f"--log={d / 'netconfd.log'}",
+            *(f"--module={m}" for m in more_modules),
         ],
         env={"HOME": str(d / "home")},
         name="netconfd",

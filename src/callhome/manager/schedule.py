@@ -251,8 +251,14 @@ class ScheduleWatcher:
             return
         device = self._current(session.fingerprint if session is not None else job.device)
         if job.kind == SCHEDULE_JOB:
+            payload = dict(job.payload)
+            if payload.get("connection") == "periodic" and payload.get("idle_timeout") is None:
+                # the device's own default applies: read what it is
+                if session is not None and not session.closed.is_set():
+                    self._spawn(self._read(session, job.updated, "job", forget_on_failure=True))
+                return
             if device is not None:
-                kind = connection_type_of(dict(job.payload))
+                kind = connection_type_of(payload)
                 turn = self._take_turn(device.fingerprint)
                 self._spawn(self._learn(device.fingerprint, kind, job.updated, "job", turn))
             return

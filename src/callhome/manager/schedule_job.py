@@ -174,7 +174,11 @@ async def run_schedule_job(
         )
     except NoClientMatch as exc:
         return _failed(str(exc), clients=[c.name for c in clients])
-    config = connection_type_edit(client.name, connection_type_of(payload))
+    config = connection_type_edit(
+        client.name,
+        connection_type_of(payload),
+        idle_timeout=payload.get("idle_timeout") is not None,
+    )
     done = {"client": client.name, "revision": server.revision}
     caps = set(session.capabilities)
     if WRITABLE_RUNNING in caps:

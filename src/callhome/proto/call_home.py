@@ -241,10 +241,14 @@ def _leaf(parent: etree._Element, name: str, text: str) -> etree._Element:
     return el
 
 
-def connection_type_edit(client: str, kind: ConnectionType) -> etree._Element:
+def connection_type_edit(
+    client: str, kind: ConnectionType, *, idle_timeout: bool = True
+) -> etree._Element:
     """The ``<config>`` of an edit-config that sets ``client``'s connection type only (the
     whole ``connection-type`` replaced). A periodic ``kind`` must carry whole minutes and
-    whole seconds, and an anchor on a whole minute (written in UTC)."""
+    whole seconds, and an anchor on a whole minute (written in UTC). ``idle_timeout``
+    False leaves that leaf out, so the device's default applies (120 s in revisions
+    2019-04-29 to 2022-05-24, 180 s later)."""
     config = etree.Element(f"{{{NS_BASE}}}config", nsmap=_default(NS_BASE))
     top = etree.SubElement(config, _q("netconf-server"), nsmap=_default(NS))
     entry = etree.SubElement(etree.SubElement(top, _q("call-home")), _q("netconf-client"))
@@ -258,7 +262,8 @@ def connection_type_edit(client: str, kind: ConnectionType) -> etree._Element:
     _leaf(periodic, "period", _whole(kind.period / 60, "period in minutes"))
     if kind.anchor is not None:
         _leaf(periodic, "anchor-time", format_anchor(kind.anchor))
-    _leaf(periodic, "idle-timeout", _whole(kind.idle_timeout, "idle-timeout in seconds"))
+    if idle_timeout:
+        _leaf(periodic, "idle-timeout", _whole(kind.idle_timeout, "idle-timeout in seconds"))
     return config
 
 
