@@ -119,13 +119,17 @@ def terminal_router(
     async def audit(
         request: Request,
         authorization: Annotated[str | None, Header()] = None,
-        after: int = 0,
+        after: int | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        """Audit entries with id above ``after``, oldest first."""
+        """Audit entries with id above ``after``, oldest first (the newest ``limit`` when
+        ``after`` is not given)."""
         tokens: TokenSet = request.app.state.tokens
         tokens.authorize(authorization, "read")
         limit = max(1, min(limit, 1000))
-        return [asdict(e) for e in await manager.store.list_audit(after_id=after, limit=limit)]
+        found = await manager.store.list_audit(
+            after_id=after or 0, limit=limit, newest=after is None
+        )
+        return [asdict(e) for e in found]
 
     return router

@@ -16,6 +16,7 @@ from typing import Any
 from callhome.cli.client import Api, ApiError, ApiTarget
 from callhome.cli.setup import init_agent, init_manager
 from callhome.config import default_client_file
+from callhome.net.keys import identity_of, parse_public_key
 
 SAMPLE_CONFIG = """<system xmlns="urn:example:demo"><hostname>{name}</hostname>\
 <location>rack {n}</location><ntp-server><address>ntp1.example.net</address></ntp-server>\
@@ -29,6 +30,24 @@ GET_SCHEMA = (
     '<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring">'
     "<identifier>callhome-demo</identifier></get-schema>"
 )
+DEVICE_EXTRAS = """
+# the demo manager may open terminals and run commands on this device (seed section 9)
+[[access]]
+manager = "{manager}"
+shell = true
+exec = true
+
+# and speak SNMP to it over the same connection (RFC 5592; seed section 8)
+[snmp]
+enabled = true
+sys_descr = "callhome demo device {name}"
+sys_location = "rack {n}"
+
+[[snmp.users]]
+name = "callhome"          # the manager's SSH user name is its securityName
+read = ["1.3.6.1"]
+write = ["1.3.6.1.2.1.1"]
+"""
 DEMO_MODULE = "callhome-demo@2024-06-01.yang"
 """The demo devices' YANG module (package data, ``callhome/cli/yang``): the edits above are
 checked against it; the refused one is out of its range."""
@@ -66,6 +85,7 @@ def run_demo(directory: Path, devices: int, port: int, api_port: int) -> int:
         f"127.0.0.1:{api_port}",
         client_file,
     )
+    manager_identity = identity_of(parse_public_key(manager_key)).fingerprint
     module = _install_module(directory)
     exe = [sys.executable, "-m", "callhome.cli.main"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -91,6 +111,7 @@ def run_demo(directory: Path, devices: int, port: int, api_port: int) -> int:
             with (directory / name / "agent.toml").open("a", encoding="utf-8") as toml:
                 toml.write("\n# the demo's YANG module: edits are checked against it\n")
                 toml.write(f"[yang]\nmodules = [{json.dumps(str(module))}]\n")
+                toml.write(DEVICE_EXTRAS.format(manager=manager_identity, name=name, n=n))
             try:
                 api.call("POST", f"/v1/devices/{fp}/approve", json={"name": name})
             except ApiError as exc:
@@ -134,7 +155,14 @@ The devices check edits against the YANG module {module.name}; this one is refus
 (port 0 is out of range):
   .venv/bin/callhome netconf demo-1 edit-config --config '{REFUSED_EDIT}'
   .venv/bin/callhome netconf demo-1 rpc '{GET_SCHEMA}'
+A terminal, a command and SNMP, over the same call-home connection:
+  .venv/bin/callhome shell demo-1
+  .venv/bin/callhome exec demo-1 -- uname -a
+  .venv/bin/callhome snmp demo-1 get sysDescr.0 sysLocation.0
+  .venv/bin/callhome snmp demo-1 walk system
+What happened, and who did what:
   .venv/bin/callhome events
+  .venv/bin/callhome audit
 Press Ctrl-C to stop.""",
             flush=True,
         )

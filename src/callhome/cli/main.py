@@ -176,6 +176,29 @@ def cmd_events(api: Api, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_audit(api: Api, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"limit": args.limit}
+    if args.after is not None:
+        params["after"] = args.after
+    entries = api.call("GET", "/v1/audit", params=params)
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return EXIT_OK
+    rows = [
+        [
+            str(e["id"]),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["time"])),
+            e["actor"],
+            e["action"],
+            e.get("target") or "-",
+            " ".join(f"{k}={v}" for k, v in sorted((e.get("detail") or {}).items())),
+        ]
+        for e in entries
+    ]
+    print(_table(rows, ["ID", "TIME", "WHO", "ACTION", "TARGET", "DETAIL"]))
+    return EXIT_OK
+
+
 def _duration(text: str) -> float:
     """Seconds from '90', '90s', '15m', '2h' or '1d': a finite number, 0 or more."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -599,6 +622,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="JSON (one object per line with --follow)")
     s.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
     s.set_defaults(func=cmd_events)
+
+    s = sub.add_parser("audit", help="what operators did: approvals, jobs, terminals ...")
+    s.add_argument("--after", type=int, help="entries after this id (default: the newest)")
+    s.add_argument("--limit", type=int, default=100)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_audit)
 
     s = sub.add_parser("jobs", help="list jobs")
     s.add_argument("--device")

@@ -173,8 +173,11 @@ class Store(JobStore, Protocol):
         """Append an entry to the audit log."""
         ...
 
-    async def list_audit(self, *, after_id: int = 0, limit: int = 100) -> list[AuditEntry]:
-        """Up to ``limit`` audit entries with id above ``after_id``, ascending."""
+    async def list_audit(
+        self, *, after_id: int = 0, limit: int = 100, newest: bool = False
+    ) -> list[AuditEntry]:
+        """Up to ``limit`` audit entries with id above ``after_id``, ascending; with
+        ``newest``, the last ``limit`` of them (still ascending)."""
         ...
 
     # Jobs (durable requests that wait for their device: ``enqueue_job``,

@@ -253,9 +253,14 @@ class MemoryStore(MemoryJobsMixin):
         self._audit.append(entry)
         return dataclasses.replace(entry, detail=json_detail(entry.detail))
 
-    async def list_audit(self, *, after_id: int = 0, limit: int = 100) -> list[AuditEntry]:
+    async def list_audit(
+        self, *, after_id: int = 0, limit: int = 100, newest: bool = False
+    ) -> list[AuditEntry]:
         start = max(after_id, 0)
-        entries = self._audit[start : start + max(limit, 0)]
+        if newest:
+            entries = self._audit[start:][-limit:] if limit > 0 else []
+        else:
+            entries = self._audit[start : start + max(limit, 0)]
         return [dataclasses.replace(e, detail=json_detail(e.detail)) for e in entries]
 
     # --- helpers -------------------------------------------------------------------------

@@ -290,10 +290,12 @@ class SqlStore(SqlJobsMixin):
         new_id = await self._run(_append, audit, values)
         return AuditEntry(id=new_id, **values)
 
-    async def list_audit(self, *, after_id: int = 0, limit: int = 100) -> list[AuditEntry]:
+    async def list_audit(
+        self, *, after_id: int = 0, limit: int = 100, newest: bool = False
+    ) -> list[AuditEntry]:
         if limit <= 0:
             return []
-        return await self._run(_list_audit, after_id, limit)
+        return await self._run(_list_audit, after_id, limit, newest)
 
 
 # --- transactions: each runs on one Connection, in one transaction ----------------------
@@ -624,12 +626,14 @@ def _list_events(
     return found
 
 
-def _list_audit(conn: Connection, after_id: int, limit: int) -> list[AuditEntry]:
-    stmt = select(*_AUDIT_COLUMNS).where(audit.c.id > after_id).order_by(audit.c.id).limit(limit)
-    return [
+def _list_audit(conn: Connection, after_id: int, limit: int, newest: bool) -> list[AuditEntry]:
+    order = audit.c.id.desc() if newest else audit.c.id
+    stmt = select(*_AUDIT_COLUMNS).where(audit.c.id > after_id).order_by(order).limit(limit)
+    found = [
         AuditEntry(id=i, time=float(t), actor=actor, action=action, target=target, detail=detail)
         for i, t, actor, action, target, detail in conn.execute(stmt)
     ]
+    return found[::-1] if newest else found
 
 
 # --- runners: how a transaction is carried out ------------------------------------------

@@ -103,6 +103,8 @@ async def test_audit(store: Store) -> None:
     assert await store.list_audit(after_id=1, limit=1) == [second]
     assert await store.list_audit(after_id=3) == []
     assert await store.list_audit(limit=0) == []
+    assert await store.list_audit(limit=2, newest=True) == [second, third]
+    assert await store.list_audit(after_id=2, limit=5, newest=True) == [third]
     # Events and audit entries count apart.
     assert (await store.record_event("x", T0)).id == 1
 
