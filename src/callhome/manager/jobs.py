@@ -11,6 +11,7 @@ that a manager killed at any instant loses no job and applies none twice (see
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -71,6 +72,17 @@ def error_json(error: Any) -> dict[str, Any]:
         "info": error.info,
         "info_items": dict(error.info_items),
     }
+
+
+_SENT: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("job_sent", default=None)
+"""Set by ``DeviceWorker._run_job`` for the job its task runs: whether a request that may
+change the device has left (each read runs in a task of its own, so each has its flag)."""
+
+
+def _mark_sent() -> None:
+    flag = _SENT.get()
+    if flag is not None:
+        flag[0] = True
 
 
 class _Interrupted(Exception):
@@ -156,9 +168,24 @@ class DeviceWorker:
             woken.cancel()
 
     async def _run_job(self, job: Job) -> None:
+        """Run one claimed job to a final state, or back to the queue, whatever happens:
+        a session lost under it and this task cancelled (the worker stopping) follow the
+        crash rules (``after_interruption``): a job whose request never left is requeued,
+        a read that left is requeued, a write that left is outcome-unknown."""
         store = self.dispatcher.store
+        sent = [False]
+        token = _SENT.set(sent)
         try:
             event, result = await self._execute(job)
+        except asyncio.CancelledError:
+            event = (
+                after_interruption(job.read_only, job.retry_safe) if sent[0] else JobInput.REQUEUE
+            )
+            result = {"interrupted": self.session.close_reason or "the device's session ended"}
+            # shielded: the job's row must change even if this task is cancelled again
+            finished = await asyncio.shield(store.finish_job(job.id, event, time.time(), result))
+            await asyncio.shield(self.dispatcher.job_changed(finished))
+            raise
         except _Interrupted as exc:
             event = (
                 after_interruption(job.read_only, job.retry_safe) if exc.sent else JobInput.REQUEUE
@@ -167,6 +194,8 @@ class DeviceWorker:
         except Exception as exc:  # a bug must not strand the job in running
             log.exception("job %d failed unexpectedly", job.id)
             event, result = JobInput.FAIL, {"error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            _SENT.reset(token)
         finished = await store.finish_job(job.id, event, time.time(), result)
         denied = [e for e in result.get("errors", ()) if e.get("tag") == "access-denied"]
         if event is JobInput.FAIL and denied:
@@ -182,6 +211,8 @@ class DeviceWorker:
         netconf = self.session.netconf
         if netconf.closed or netconf.closing:
             raise _Interrupted(False, netconf.close_reason or "session closing")
+        if changes:
+            _mark_sent()
         try:
             return await netconf.rpc_reply(operation)
         except SessionClosed as exc:
@@ -226,6 +257,7 @@ class DeviceWorker:
             return JobInput.FAIL, {"error": f"SNMP engine discovery failed: {exc or 'timeout'}"}
         except (DeviceError, ProtocolError) as exc:
             return JobInput.FAIL, {"error": str(exc)}
+        _mark_sent()
         try:
             ok, result = await snmp.execute(client, job.payload)
         except (SessionClosed, TimeoutError) as exc:
