@@ -134,7 +134,30 @@ class ManagerSection(_Model):
     )
     rpc_timeout: float = Field(60.0, gt=0, description="Seconds to wait for a device's reply.")
     max_message_size: int = Field(
-        16 * 1024 * 1024, ge=4096, description="Largest NETCONF message accepted, in bytes."
+        4 * 1024 * 1024,
+        ge=4096,
+        description="Largest NETCONF message accepted from a device, in bytes (raise it for "
+        "devices whose get replies are bigger).",
+    )
+    max_elements: int = Field(
+        250_000,
+        ge=100,
+        description="Most XML elements (tags) in one message from a device: a message of "
+        "millions of tiny elements takes seconds to parse.",
+    )
+    max_notification_size: int = Field(
+        1024 * 1024, ge=1024, description="Largest NETCONF notification accepted, in bytes."
+    )
+    notification_rate: float = Field(
+        256 * 1024,
+        gt=0,
+        description="Bytes per second of notifications a device may send on average; one "
+        "that sends more has its session closed, with the reason.",
+    )
+    notification_burst: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Bytes of notifications a device may send at once, above the rate.",
     )
     max_unauthenticated: int = Field(
         256, ge=1, description="Connections allowed at once in handshake (flood guard)."

@@ -48,6 +48,7 @@ from callhome.manager.schedule_job import KIND as SCHEDULE_JOB
 from callhome.manager.schedule_job import run_schedule_job
 from callhome.manager.snmp_events import NotificationReceiver
 from callhome.net.keys import ensure_key, load_private_key
+from callhome.net.netconf import netconf_limits
 from callhome.net.reverse_ssh import ManagerSshSettings, ReverseSshListener
 from callhome.net.reverse_tls import ManagerTlsSettings, ReverseTlsListener
 from callhome.net.session import DeviceSession
@@ -133,7 +134,7 @@ class Manager:
                 algorithms=section.algorithms,
                 handshake_timeout=section.handshake_timeout,
                 rpc_timeout=section.rpc_timeout,
-                max_message_size=section.max_message_size,
+                limits=netconf_limits(section),
                 max_unauthenticated=section.max_unauthenticated,
             ),
         )
@@ -176,7 +177,7 @@ class Manager:
                     algorithms=section.algorithms,
                     handshake_timeout=section.handshake_timeout,
                     rpc_timeout=section.rpc_timeout,
-                    max_message_size=section.max_message_size,
+                    limits=netconf_limits(section),
                     max_unauthenticated=section.max_unauthenticated,
                 ),
             )

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 from lxml import etree
 
+from callhome.config import ManagerSection
 from callhome.errors import (
     ErrorSeverity,
     ErrorTag,
@@ -45,8 +46,62 @@ Close = Callable[[], None]
 XmlLike = etree._Element | str | bytes
 
 
+@dataclass(frozen=True)
+class NetconfLimits:
+    """What one device may send the manager over NETCONF (``[manager]``'s budgets).
+
+    ``max_message_size`` bytes and ``max_elements`` tags per message; a notification at
+    most ``max_notification_size`` bytes, and notifications at most ``notification_rate``
+    bytes per second on average with bursts of ``notification_burst``: a device that sends
+    more has its session closed with the reason. A notification nobody subscribed to is
+    dropped unparsed.
+    """
+
+    max_message_size: int = 4 * 1024 * 1024
+    max_elements: int = 250_000
+    max_notification_size: int = 1024 * 1024
+    notification_rate: float = 256 * 1024
+    notification_burst: int = 4 * 1024 * 1024
+
+
+def netconf_limits(section: ManagerSection) -> NetconfLimits:
+    """The budgets ``[manager]`` sets."""
+    return NetconfLimits(
+        max_message_size=section.max_message_size,
+        max_elements=section.max_elements,
+        max_notification_size=section.max_notification_size,
+        notification_rate=section.notification_rate,
+        notification_burst=section.notification_burst,
+    )
+
+
+class NotificationBudget:
+    """A token bucket over notification bytes: ``rate`` per second, at most ``burst``."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+
+    def take(self, size: int) -> bool:
+        """Spend ``size`` bytes; False when the bucket does not hold them."""
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if size > self._tokens:
+            return False
+        self._tokens -= size
+        return True
+
+
 class NetconfClient:
-    """An async NETCONF client over one channel; every method waits for the device's reply."""
+    """An async NETCONF client over one channel; every method waits for the device's reply.
+
+    Notifications reach ``on_notification``; while it is None (nobody subscribed) they are
+    dropped before they are parsed. ``limits`` bound what the device may send.
+    """
 
     def __init__(
         self,
@@ -54,10 +109,26 @@ class NetconfClient:
         close: Close,
         *,
         timeout: float = 60.0,
-        max_message_size: int = 16 * 1024 * 1024,
+        max_message_size: int | None = None,
         on_notification: Callable[[Notification], None] | None = None,
+        limits: NetconfLimits | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        self._core = ClientCore(max_message_size=max_message_size)
+        limits = limits or NetconfLimits()
+        if max_message_size is not None:
+            limits = replace(limits, max_message_size=max_message_size)
+        self.limits = limits
+        self._budget = NotificationBudget(
+            limits.notification_rate,
+            limits.notification_burst,
+            clock or asyncio.get_running_loop().time,
+        )
+        self._core = ClientCore(
+            max_message_size=limits.max_message_size,
+            max_elements=limits.max_elements,
+            max_notification_size=limits.max_notification_size,
+            notification_gate=self._notification_wanted,
+        )
         self._write = write
         self._close = close
         self._timeout = timeout
@@ -74,6 +145,21 @@ class NetconfClient:
         client = cls(lambda data: None, lambda: None)
         client._fail(reason)
         return client
+
+    def _notification_wanted(self, size: int) -> bool:
+        if self.on_notification is None:
+            return False  # nobody subscribed: not worth parsing
+        if not self._budget.take(size):
+            raise RemoteProtocolError(
+                f"notifications over the budget of {self.limits.notification_rate:g} bytes/s "
+                f"(bursts of {self.limits.notification_burst})"
+            )
+        return True
+
+    @property
+    def dropped_notifications(self) -> int:
+        """Notifications dropped unparsed because nobody had subscribed."""
+        return self._core.dropped_notifications
 
     # -- feeding ---------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncssh
@@ -37,6 +37,7 @@ from callhome.net.netconf import (
     ClientFeed,
     NetconfClient,
     NetconfHandler,
+    NetconfLimits,
     NetconfServerDriver,
     Principal,
 )
@@ -77,7 +78,7 @@ class ManagerSshSettings:
     algorithms: SshAlgorithms
     handshake_timeout: float = 20.0
     rpc_timeout: float = 60.0
-    max_message_size: int = 16 * 1024 * 1024
+    limits: NetconfLimits = field(default_factory=NetconfLimits)
     max_unauthenticated: int = 256
 
 
@@ -298,7 +299,7 @@ class ReverseSshListener:
             chan.write,
             conn.close,  # the connection exists for this session: it ends with it
             timeout=settings.rpc_timeout,
-            max_message_size=settings.max_message_size,
+            limits=settings.limits,
         )
         netconf.send_hello()
         channel_session.feed.attach(netconf)

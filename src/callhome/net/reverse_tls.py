@@ -51,7 +51,14 @@ from callhome.config import CertToNameRule, KeepaliveConfig, ManagerConfig
 from callhome.errors import AuthError, ConfigError, ProtocolError, SessionClosed
 from callhome.identity import Identity
 from callhome.net.guard import Handshake, HandshakeGuard
-from callhome.net.netconf import NetconfClient, NetconfHandler, NetconfServerDriver, Principal
+from callhome.net.netconf import (
+    NetconfClient,
+    NetconfHandler,
+    NetconfLimits,
+    NetconfServerDriver,
+    Principal,
+    netconf_limits,
+)
 from callhome.net.pki import (
     CertPolicy,
     cert_identity,
@@ -172,7 +179,7 @@ class ManagerTlsSettings:
     keepalive: KeepaliveConfig
     handshake_timeout: float = 20.0
     rpc_timeout: float = 60.0
-    max_message_size: int = 16 * 1024 * 1024
+    limits: NetconfLimits = field(default_factory=NetconfLimits)
     max_unauthenticated: int = 256
     probe: bool = True
 
@@ -191,7 +198,7 @@ class ManagerTlsSettings:
             keepalive=section.keepalive,
             handshake_timeout=section.handshake_timeout,
             rpc_timeout=section.rpc_timeout,
-            max_message_size=section.max_message_size,
+            limits=netconf_limits(section),
             max_unauthenticated=section.max_unauthenticated,
             minimum_version=tls.minimum_version,
             ciphers=tls.ciphers,
@@ -210,7 +217,7 @@ class ManagerTlsSettings:
         keepalive: KeepaliveConfig,
         handshake_timeout: float = 20.0,
         rpc_timeout: float = 60.0,
-        max_message_size: int = 16 * 1024 * 1024,
+        limits: NetconfLimits | None = None,
         max_unauthenticated: int = 256,
         minimum_version: str = "TLSv1.2",
         ciphers: str = "",
@@ -226,7 +233,7 @@ class ManagerTlsSettings:
             keepalive,
             handshake_timeout=handshake_timeout,
             rpc_timeout=rpc_timeout,
-            max_message_size=max_message_size,
+            limits=limits or NetconfLimits(),
             max_unauthenticated=max_unauthenticated,
         )
 
@@ -441,7 +448,7 @@ class ReverseTlsListener:
             tls.write,
             conn.close,  # the connection exists for this session: it ends with it
             timeout=settings.rpc_timeout,
-            max_message_size=settings.max_message_size,
+            limits=settings.limits,
         )
         netconf.send_hello()
         conn.attach(netconf)

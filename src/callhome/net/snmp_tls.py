@@ -80,7 +80,7 @@ class SnmpTlsListener(ReverseTlsListener):
             tls.write,
             conn.close,  # the connection exists for this client: it ends with it
             timeout=settings.rpc_timeout,
-            max_message_size=min(settings.max_message_size, MAX_SNMP_MESSAGE),
+            max_message_size=min(settings.limits.max_message_size, MAX_SNMP_MESSAGE),
         )
         client.security_name = self.security_name
         conn.attach(client)

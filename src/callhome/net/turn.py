@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncssh
@@ -33,6 +33,7 @@ from callhome.net.netconf import (
     ClientFeed,
     NetconfClient,
     NetconfHandler,
+    NetconfLimits,
     NetconfServerDriver,
     Principal,
 )
@@ -63,7 +64,7 @@ class ManagerTurnSettings:
     algorithms: SshAlgorithms
     handshake_timeout: float = 20.0
     rpc_timeout: float = 60.0
-    max_message_size: int = 16 * 1024 * 1024
+    limits: NetconfLimits = field(default_factory=NetconfLimits)
     max_unauthenticated: int = 256
 
 
@@ -208,7 +209,7 @@ class _TurnServer(asyncssh.SSHServer):
             channel.chan.write,
             conn.close,  # the connection exists for this session: it ends with it
             timeout=settings.rpc_timeout,
-            max_message_size=settings.max_message_size,
+            limits=settings.limits,
         )
         netconf.send_hello()
         channel.feed.attach(netconf)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar, Literal, cast
 
 from lxml import etree
@@ -69,6 +69,7 @@ from callhome.proto.netconf.xmltools import (
     parse_fragment,
     parse_xml,
     qname,
+    root_name,
     serialize,
     serialize_content,
 )
@@ -261,10 +262,22 @@ class _Core:
         return HelloReceived(capabilities, session_id)
 
 
+NotificationGate = Callable[[int], bool]
+"""Asked, with its size in bytes, whether a notification is to be parsed (True) or dropped
+unparsed (False); it raises RemoteProtocolError to end the session (a flood)."""
+
+
 class ClientCore(_Core):
     """The manager's side of a NETCONF session: sends rpcs, reads replies and notifications.
 
     Message ids are increasing integers, as strings, from ``"1"``.
+
+    Budgets, checked before a message is parsed: ``max_message_size`` (the framer's cap),
+    ``max_elements`` (at most that many tags in one message, counted as ``<`` bytes: a
+    flat message of millions of tiny elements costs seconds to parse), and for
+    notifications ``max_notification_size`` and ``notification_gate``, which may drop a
+    notification unparsed (``dropped_notifications`` counts them: one nobody subscribed to,
+    or one over a rate the caller keeps) or end the session.
     """
 
     _transitions = CLIENT_TRANSITIONS
@@ -273,8 +286,17 @@ class ClientCore(_Core):
         self,
         capabilities: Sequence[str] = (CAP_BASE_10, CAP_BASE_11),
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        *,
+        max_elements: int | None = None,
+        max_notification_size: int | None = None,
+        notification_gate: NotificationGate | None = None,
     ) -> None:
         super().__init__(capabilities, max_message_size)
+        self._max_elements = max_elements
+        self._max_notification_size = max_notification_size
+        self.notification_gate = notification_gate
+        self.dropped_notifications = 0
+        """Notifications dropped unparsed by the gate."""
         self._session_id: int | None = None
         # message-id -> whether it is a close-session, in the order sent
         self._pending: dict[str, bool] = {}
@@ -337,6 +359,19 @@ class ClientCore(_Core):
         self._session_id = session_id
 
     def _on_message(self, message: bytes) -> Event | None:
+        if root_name(message) == "notification":
+            limit = self._max_notification_size
+            if limit is not None and len(message) > limit:
+                raise RemoteProtocolError(
+                    f"a notification of {len(message)} bytes is over the limit of {limit}"
+                )
+            gate = self.notification_gate
+            if gate is not None and not gate(len(message)):
+                self.dropped_notifications += 1
+                return None
+        limit = self._max_elements
+        if limit is not None and message.count(b"<") > limit:
+            raise RemoteProtocolError(f"a message of more than {limit} elements")
         root = parse_xml(message)
         tag = root.tag
         if tag == _RPC_REPLY:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import cast
+from typing import Final, cast
 
 from lxml import etree
 
@@ -26,6 +26,7 @@ __all__ = [
     "parse_fragment",
     "parse_xml",
     "qname",
+    "root_name",
     "serialize",
     "serialize_content",
     "xml_parser",
@@ -112,6 +113,41 @@ def parse_xml(data: bytes) -> etree._Element:
     if root.getroottree().docinfo.doctype:  # type: ignore[union-attr]
         raise RemoteProtocolError("a DOCTYPE is not allowed in a NETCONF message")
     return root
+
+
+_SNIFF: Final = 4096
+_NAME_END: Final = frozenset(b" \t\r\n/>")
+
+
+def root_name(data: bytes) -> str | None:
+    """The local name of a message's root element, read from its first bytes without parsing
+    it (an XML declaration, comments and processing instructions skipped); None when it does
+    not show there. Cheap enough to decide what to do with a message before parsing it."""
+    head = data[:_SNIFF]
+    i = 0
+    while True:
+        i = head.find(b"<", i)
+        if i < 0 or i + 1 >= len(head):
+            return None
+        nxt = head[i + 1 : i + 2]
+        if nxt == b"?":
+            end = head.find(b"?>", i + 2)
+        elif head.startswith(b"<!--", i):
+            end = head.find(b"-->", i + 4)
+        elif nxt == b"!":
+            return None
+        else:
+            break
+        if end < 0:
+            return None
+        i = end + 2
+    j = i + 1
+    while j < len(head) and head[j] not in _NAME_END:
+        j += 1
+    if j >= len(head) and len(head) == _SNIFF:
+        return None
+    name = head[i + 1 : j].decode("ascii", "replace")
+    return name.rpartition(":")[2] or None
 
 
 def parse_fragment(xml: str | bytes, default_namespace: str | None = None) -> list[etree._Element]:

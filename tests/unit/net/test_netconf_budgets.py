@@ -1,0 +1,99 @@
+"""What one device may send the manager: message and element caps, notifications nobody
+asked for dropped before they are parsed, and a notification rate."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from callhome.errors import RemoteProtocolError, SessionClosed
+from callhome.net.netconf import NetconfClient, NetconfLimits, NotificationBudget
+from callhome.proto.netconf import ClientCore
+from callhome.proto.netconf.xmltools import root_name
+
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+NOTIF = "urn:ietf:params:xml:ns:netconf:notification:1.0"
+HELLO = (
+    f'<hello xmlns="{NC}"><capabilities><capability>urn:ietf:params:netconf:base:1.0'
+    "</capability></capabilities><session-id>4</session-id></hello>]]>]]>"
+).encode()
+
+
+def notification(body: str = "<x/>") -> bytes:
+    return (
+        f'<notification xmlns="{NOTIF}"><eventTime>2024-01-01T00:00:00Z</eventTime>{body}'
+        "</notification>]]>]]>"
+    ).encode()
+
+
+def test_the_root_name_is_read_without_parsing() -> None:
+    assert root_name(b'<?xml version="1.0"?>\n<!-- c --><nc:notification x="1">') == (
+        "notification"
+    )
+    assert root_name(b"  <rpc-reply message-id='1'>") == "rpc-reply"
+    assert root_name(b"<!DOCTYPE x>") is None
+    assert root_name(b"no element") is None
+    assert root_name(b"<" + b"a" * 5000) is None
+
+
+def core(**kwargs: object) -> ClientCore:
+    c = ClientCore(**kwargs)  # type: ignore[arg-type]
+    c.hello()
+    c.receive_data(HELLO)
+    assert c.next_event() is not None
+    return c
+
+
+def test_a_gate_that_says_no_drops_the_notification_unparsed() -> None:
+    seen: list[int] = []
+    c = core(notification_gate=lambda size: seen.append(size) or False)
+    # not well-formed past its root: parsing it would break the session
+    c.receive_data(notification("<broken"))
+    assert c.next_event() is None
+    assert c.dropped_notifications == 1 and seen
+
+
+def test_element_and_notification_caps_end_the_session() -> None:
+    c = core(max_elements=50)
+    c.receive_data(notification("<a/>" * 60))
+    with pytest.raises(RemoteProtocolError, match="more than 50 elements"):
+        c.next_event()
+    c = core(max_notification_size=100)
+    c.receive_data(notification("<a>" + "x" * 200 + "</a>"))
+    with pytest.raises(RemoteProtocolError, match="over the limit of 100"):
+        c.next_event()
+
+
+def test_the_budget_refills_at_its_rate_up_to_its_burst() -> None:
+    now = [0.0]
+    budget = NotificationBudget(rate=100, burst=300, clock=lambda: now[0])
+    assert budget.take(300) and not budget.take(1)
+    now[0] = 1.0
+    assert budget.take(100) and not budget.take(1)
+    now[0] = 100.0
+    assert budget.take(300) and not budget.take(1)  # never more than the burst
+
+
+async def test_a_client_drops_unsubscribed_notifications_and_ends_a_flood() -> None:
+    now = [0.0]
+    closed: list[bool] = []
+    limits = NetconfLimits(notification_rate=1000, notification_burst=2000)
+    client = NetconfClient(
+        lambda data: None, lambda: closed.append(True), limits=limits, clock=lambda: now[0]
+    )
+    client.send_hello()
+    client.feed(HELLO)
+    await client.wait_hello(1)
+    client.feed(notification() * 20)  # nobody subscribed: dropped, the session goes on
+    assert client.dropped_notifications == 20 and not client.closed
+    received: list[object] = []
+    client.on_notification = received.append
+    one = notification("<y>" + "z" * 400 + "</y>")
+    client.feed(one * 3)  # within the burst
+    assert len(received) == 3 and not client.closed
+    client.feed(one * 3)  # past it, with no time passed
+    assert client.closed and closed
+    assert "over the budget" in (client.close_reason or "")
+    with pytest.raises(SessionClosed):
+        await asyncio.wait_for(client.get(), 1)
