@@ -3,10 +3,11 @@ the HTTP API and its tokens, jobs, terminals and notifications."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from callhome.config.common import (
     DEFAULT_API_PORT,
@@ -109,6 +110,47 @@ class ManagerSnmpSection(_Model):
     )
 
 
+class GuardSection(_Model):
+    """``[manager.guard]``: what the listeners do against floods before authentication
+    (``callhome.net.guard``); ``max_unauthenticated`` and ``handshake_timeout`` are in
+    ``[manager]``."""
+
+    first_bytes_timeout: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds a device has to send its SSH version line before the "
+        "connection is dropped (reverse-ssh, turn).",
+    )
+    max_per_source: int = Field(
+        32, ge=1, description="Handshakes one address may have in progress at once."
+    )
+    min_penalty: float = Field(
+        15.0,
+        ge=0,
+        description="Seconds of penalty an address may owe before its connections are "
+        "refused (a failed handshake owes 1, a silent one 5; one second wears off per second).",
+    )
+    max_penalty: float = Field(60.0, gt=0, description="Most seconds of penalty an address owes.")
+    trusted: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDR) exempt from max_per_source and penalties, e.g. a NAT "
+        "with many devices behind one address.",
+    )
+    log_interval: float = Field(
+        10.0, gt=0, description="Seconds between two log lines that count what was dropped."
+    )
+
+    @field_validator("trusted")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for text in value:
+            try:
+                ipaddress.ip_network(text, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not a network: {text!r} ({exc})") from None
+        return value
+
+
 class ManagerSection(_Model):
     """The call-home listener."""
 
@@ -174,6 +216,7 @@ class ManagerSection(_Model):
     )
     keepalive: KeepaliveConfig = Field(default_factory=KeepaliveConfig)
     algorithms: SshAlgorithms = Field(default_factory=SshAlgorithms)
+    guard: GuardSection = Field(default_factory=GuardSection)
     tls: ManagerTlsSection = Field(default_factory=ManagerTlsSection)
     turn: ManagerTurnSection = Field(default_factory=ManagerTurnSection)
     snmp: ManagerSnmpSection = Field(default_factory=ManagerSnmpSection)

@@ -47,6 +47,7 @@ from callhome.manager.schedule import ScheduleWatcher
 from callhome.manager.schedule_job import KIND as SCHEDULE_JOB
 from callhome.manager.schedule_job import run_schedule_job
 from callhome.manager.snmp_events import NotificationReceiver
+from callhome.net.guard import guard_limits
 from callhome.net.keys import ensure_key, load_private_key
 from callhome.net.netconf import netconf_limits
 from callhome.net.reverse_ssh import ManagerSshSettings, ReverseSshListener
@@ -136,6 +137,7 @@ class Manager:
                 rpc_timeout=section.rpc_timeout,
                 limits=netconf_limits(section),
                 max_unauthenticated=section.max_unauthenticated,
+                guard=guard_limits(section.guard),
             ),
         )
         shown = await self._listen(self._listener, section.listen, DEFAULT_SSH_PORT)
@@ -179,6 +181,7 @@ class Manager:
                     rpc_timeout=section.rpc_timeout,
                     limits=netconf_limits(section),
                     max_unauthenticated=section.max_unauthenticated,
+                    guard=guard_limits(section.guard),
                 ),
             )
             self._more_listeners.append(listener)

@@ -1,92 +1,288 @@
 """The manager's flood guard for call-home handshakes, one per listener.
 
-A manager accepts any socket on its call-home ports, so a flood of connections that never
-finish their handshake (a reboot storm, a scan, an attack) could hold it up. Every listener
-(reverse-ssh, turn, reverse-tls and SNMP over TLS) keeps one :class:`HandshakeGuard`:
+A manager accepts any socket on its well-known call-home ports (the seed's section 4: the
+DDoS target moves from the device to the manager), so what anyone can send before
+authenticating must not lock the fleet out. Every listener (reverse-ssh, turn, reverse-tls
+and SNMP over TLS) keeps one :class:`HandshakeGuard`, which does what trusted SSH servers do
+(OpenSSH's MaxStartups and PerSourcePenalties):
 
-- it counts the handshakes in progress and drops a connection that would make them more
-  than ``max_unauthenticated`` (logged as a warning, no event: nothing is known of the peer);
-- it times a handshake out after ``handshake_timeout`` seconds where the adapter gives it a
+- **A deadline for the first bytes.** A connection whose peer has sent no SSH version line
+  ``first_bytes_timeout`` seconds after it was accepted is dropped, long before the
+  whole-handshake deadline (reverse-ssh and turn).
+- **The oldest silent one goes first.** With ``max_unauthenticated`` handshakes in
+  progress, a new connection drops the oldest one whose peer has said nothing (no SSH
+  version line; over TLS, where the manager speaks first, no finished TLS handshake); only
+  when every one in progress has spoken is the newcomer refused.
+- **Per source.** One address may hold at most ``max_per_source`` handshakes at once.
+- **Penalties.** A handshake that fails (never spoke, failed key exchange or
+  authentication, an unknown key) adds seconds to its address's penalty (5 for a silent one,
+  1 for any other), which wears off a second per second; while it is over ``min_penalty``
+  the address's new connections are refused at once. So an address that fails again and
+  again (a scanner, a flood) is shut out for a while, at most ``max_penalty`` seconds, and a
+  device that retries now and then (one not approved yet) is not. Addresses in ``trusted``
+  networks are exempt from the per-source cap and the penalties.
+- **Quiet logs.** What the guard drops is counted and logged as one line per
+  ``log_interval``, never a line per connection.
+- A handshake times out after ``handshake_timeout`` seconds where the adapter gives it a
   callback (``begin(address, on_timeout)``).
 
 What "in progress" covers is the adapter's to say, by when it calls :meth:`Handshake.settle`:
 reverse-ssh and turn settle once SSH authentication completes (their timer runs on until the
-session is ready), reverse-tls once the session is ready or has failed. Reverse-tls runs its
-whole handshake in one task and bounds it with ``asyncio.timeout``, so it asks for no timer.
+session is ready), reverse-tls once the session is ready. :meth:`Handshake.end` is called
+when the connection is gone; a handshake that ends unsettled is a failure.
 
-Both settings are read when a connection arrives, so a listener's settings may be changed
-while it runs.
+The settings are read when a connection arrives, so a listener's settings may be changed
+while it runs. Time comes from ``clock`` (the event loop's by default).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
+
+from callhome.config import GuardSection
+
+__all__ = ["GuardLimits", "GuardSettings", "Handshake", "HandshakeGuard", "guard_limits"]
+
+SILENT_PENALTY = 5.0
+"""Seconds of penalty for a handshake whose peer never spoke."""
+FAILED_PENALTY = 1.0
+"""Seconds of penalty for any other failed handshake."""
 
 
 class GuardSettings(Protocol):
-    """The two fields of a listener's settings the guard reads."""
+    """The fields of a listener's settings the guard reads."""
 
     handshake_timeout: float
     max_unauthenticated: int
+
+
+@dataclass(frozen=True)
+class GuardLimits:
+    """The guard's knobs beyond ``GuardSettings`` (``[manager] guard``)."""
+
+    first_bytes_timeout: float = 5.0
+    max_per_source: int = 32
+    min_penalty: float = 15.0
+    max_penalty: float = 60.0
+    trusted: Sequence[str] = ()
+    """Networks (CIDR, or single addresses) exempt from the per-source cap and penalties."""
+    log_interval: float = 10.0
+
+
+def guard_limits(section: GuardSection) -> GuardLimits:
+    """The limits ``[manager.guard]`` sets."""
+    return GuardLimits(
+        first_bytes_timeout=section.first_bytes_timeout,
+        max_per_source=section.max_per_source,
+        min_penalty=section.min_penalty,
+        max_penalty=section.max_penalty,
+        trusted=tuple(section.trusted),
+        log_interval=section.log_interval,
+    )
+
+
+def _host(address: str) -> str:
+    """The host of ``host:port`` or ``[v6]:port``."""
+    if address.startswith("["):
+        return address[1:].partition("]")[0]
+    return address.rpartition(":")[0] if address.count(":") == 1 else address
 
 
 class Handshake:
     """One connection's handshake as its listener's guard counts it."""
 
     def __init__(
-        self, guard: HandshakeGuard, *, over_limit: bool, timer: asyncio.TimerHandle | None
+        self,
+        guard: HandshakeGuard,
+        host: str,
+        *,
+        over_limit: bool,
+        heard: Callable[[], bool] | None,
+        drop: Callable[[], None] | None,
     ) -> None:
         self._guard = guard
+        self.host = host
         self.over_limit = over_limit
-        """True if this connection is one too many: the adapter drops it (it stays counted
-        until it is settled, as any other)."""
+        """True if this connection is refused: the adapter drops it (it stays counted until
+        it ends, as any other)."""
         self.counted = True
-        self._timer = timer
+        self.failed = False
+        self._heard = heard
+        self._drop = drop
+        self._timers: list[asyncio.TimerHandle] = []
+
+    @property
+    def heard(self) -> bool:
+        """Whether the peer has said anything (True where the adapter cannot tell)."""
+        return self._heard is None or self._heard()
 
     def settle(self) -> None:
-        """This handshake is no longer in progress (done, failed or gone); idempotent."""
+        """This handshake is no longer in progress (it succeeded); idempotent."""
         if self.counted:
             self.counted = False
-            self._guard.in_progress -= 1
+            self._guard._forget(self)
 
     def stop_timer(self) -> None:
-        """The handshake has finished in time: its timeout will not fire."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """The handshake has finished in time: its timeouts will not fire."""
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
 
     def end(self) -> None:
-        """The connection is gone: stop the timer and the count."""
+        """The connection is gone: stop the timers and the count. Unsettled, it failed."""
         self.stop_timer()
-        self.settle()
+        if self.counted:
+            self.counted = False
+            self._guard._forget(self)
+            if not self.over_limit:
+                self._guard._failed(self)
+
+    def evict(self, why: str) -> None:
+        """Drop the connection (the guard's decision)."""
+        self._guard._count(why)
+        if self._drop is not None:
+            self._drop()
 
 
 class HandshakeGuard:
-    """Counts, caps and times the handshakes in progress on one listener."""
+    """Counts, caps, times and penalizes the handshakes in progress on one listener."""
 
-    def __init__(self, settings: GuardSettings, log: logging.Logger) -> None:
+    def __init__(
+        self,
+        settings: GuardSettings,
+        log: logging.Logger,
+        limits: GuardLimits | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.settings = settings
-        self.in_progress = 0
+        self.limits = limits or GuardLimits()
         self._log = log  # the adapter's logger, so that its warnings keep their name
+        self._clock = clock
+        self._active: OrderedDict[Handshake, None] = OrderedDict()
+        self._per_host: dict[str, int] = {}
+        self._penalty: dict[str, tuple[float, float]] = {}
+        """host -> (seconds of penalty, when they were counted)."""
+        self._trusted = [ipaddress.ip_network(n, strict=False) for n in self.limits.trusted]
+        self._dropped: dict[str, int] = {}
+        self._last_log: float | None = None
+        self._flush: asyncio.TimerHandle | None = None
+        self.dropped_total = 0
+        """Connections the guard dropped or refused so far."""
 
-    def begin(self, address: str, on_timeout: Callable[[], None] | None = None) -> Handshake:
-        """Count a new connection from ``address``. Over the cap, the handshake returned is
-        ``over_limit`` (and a warning is logged); otherwise ``on_timeout``, if given, is
-        called once ``handshake_timeout`` has passed unless :meth:`Handshake.stop_timer`
-        or :meth:`Handshake.end` comes first."""
-        self.in_progress += 1
-        over_limit = self.in_progress > self.settings.max_unauthenticated
-        timer = None
-        if over_limit:
-            self._log.warning("too many handshakes in progress; dropping %s", address)
-        elif on_timeout is not None:
-            timer = asyncio.get_running_loop().call_later(
-                self.settings.handshake_timeout, on_timeout
+    @property
+    def in_progress(self) -> int:
+        return len(self._active)
+
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+
+    def _is_trusted(self, host: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(addr in net for net in self._trusted)
+
+    def begin(
+        self,
+        address: str,
+        on_timeout: Callable[[], None] | None = None,
+        *,
+        heard: Callable[[], bool] | None = None,
+        drop: Callable[[], None] | None = None,
+        deadline: bool = True,
+    ) -> Handshake:
+        """Count a new connection from ``address``. If it is refused, the handshake returned
+        is ``over_limit``. ``heard`` tells whether the peer has spoken yet and ``drop``
+        cuts the connection: given both, the guard may drop it to make room and, unless
+        ``deadline`` is False, at the first-bytes deadline. ``on_timeout``, if given, is
+        called once ``handshake_timeout`` has passed unless :meth:`Handshake.stop_timer` or
+        :meth:`Handshake.end` comes first."""
+        host = _host(address)
+        now = self._now()
+        trusted = self._is_trusted(host)
+        why = None
+        if not trusted and self._owed(host, now) > self.limits.min_penalty:
+            why = "penalized address"
+        elif not trusted and self._per_host.get(host, 0) >= self.limits.max_per_source:
+            why = "too many from one address"
+        elif len(self._active) >= self.settings.max_unauthenticated:
+            silent = next((h for h in self._active if not h.heard), None)
+            if silent is not None:
+                silent.evict("silent, to make room")
+            else:
+                why = "too many handshakes in progress"
+        handshake = Handshake(self, host, over_limit=why is not None, heard=heard, drop=drop)
+        self._active[handshake] = None
+        self._per_host[host] = self._per_host.get(host, 0) + 1
+        if why is not None:
+            self._count(why)
+            return handshake
+        loop = asyncio.get_running_loop()
+        if heard is not None and drop is not None and deadline:
+            handshake._timers.append(
+                loop.call_later(self.limits.first_bytes_timeout, self._deadline, handshake)
             )
-        return Handshake(self, over_limit=over_limit, timer=timer)
+        if on_timeout is not None:
+            handshake._timers.append(loop.call_later(self.settings.handshake_timeout, on_timeout))
+        return handshake
 
+    def _owed(self, host: str, now: float) -> float:
+        seconds, at = self._penalty.get(host, (0.0, now))
+        return max(0.0, seconds - (now - at))
 
-__all__ = ["GuardSettings", "Handshake", "HandshakeGuard"]
+    def _deadline(self, handshake: Handshake) -> None:
+        if handshake.counted and not handshake.heard:
+            handshake.evict("silent past the first-bytes deadline")
+
+    def _forget(self, handshake: Handshake) -> None:
+        self._active.pop(handshake, None)
+        left = self._per_host.get(handshake.host, 1) - 1
+        if left > 0:
+            self._per_host[handshake.host] = left
+        else:
+            self._per_host.pop(handshake.host, None)
+
+    def _failed(self, handshake: Handshake) -> None:
+        handshake.failed = True
+        host = handshake.host
+        if self._is_trusted(host):
+            return
+        now = self._now()
+        penalty = FAILED_PENALTY if handshake.heard else SILENT_PENALTY
+        owed = min(self._owed(host, now) + penalty, self.limits.max_penalty)
+        self._penalty[host] = (owed, now)
+        if len(self._penalty) > 100_000:
+            self._penalty = {h: p for h, p in self._penalty.items() if self._owed(h, now) > 0}
+
+    def _count(self, why: str) -> None:
+        """Count one dropped or refused connection; log the counts once per interval."""
+        self.dropped_total += 1
+        self._dropped[why] = self._dropped.get(why, 0) + 1
+        now = self._now()
+        if self._last_log is not None and now - self._last_log < self.limits.log_interval:
+            if self._flush is None:  # say it at the end of the interval, if no one else does
+                wait = self._last_log + self.limits.log_interval - now
+                self._flush = asyncio.get_running_loop().call_later(wait, self._report)
+            return
+        self._report()
+
+    def _report(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        if not self._dropped:
+            return
+        now = self._now()
+        counts = ", ".join(f"{n} {reason}" for reason, n in sorted(self._dropped.items()))
+        since = "" if self._last_log is None else f" in the last {now - self._last_log:.0f}s"
+        self._log.warning("flood guard dropped connections%s: %s", since, counts)
+        self._dropped.clear()
+        self._last_log = now

@@ -31,7 +31,7 @@ from callhome.net.channels import (
     open_session_channel,
     open_tcp_channel,
 )
-from callhome.net.guard import Handshake, HandshakeGuard
+from callhome.net.guard import GuardLimits, Handshake, HandshakeGuard
 from callhome.net.keys import identity_of
 from callhome.net.netconf import (
     ClientFeed,
@@ -80,6 +80,7 @@ class ManagerSshSettings:
     rpc_timeout: float = 60.0
     limits: NetconfLimits = field(default_factory=NetconfLimits)
     max_unauthenticated: int = 256
+    guard: GuardLimits = field(default_factory=GuardLimits)
 
 
 class FeedingChannel:
@@ -124,7 +125,12 @@ class _ManagerSshClient(asyncssh.SSHClient):
     def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
         self.conn = conn
         self.address = _address(conn)
-        self._handshake = self._listener.guard.begin(self.address, self._handshake_timeout)
+        self._handshake = self._listener.guard.begin(
+            self.address,
+            self._handshake_timeout,
+            heard=lambda: bool(conn.get_extra_info("server_version")),
+            drop=self._dropped,
+        )
         if self._handshake.over_limit:
             self.refused = True
             conn.abort()
@@ -134,6 +140,13 @@ class _ManagerSshClient(asyncssh.SSHClient):
             self._listener.admission.handshake_failed(
                 self.address, self.identity, "handshake timed out"
             )
+            self.refused = True
+            self.conn.abort()
+
+    def _dropped(self) -> None:
+        """The flood guard drops this connection (its peer said nothing): quietly, the guard
+        counts it."""
+        if self.conn is not None:
             self.refused = True
             self.conn.abort()
 
@@ -230,7 +243,7 @@ class ReverseSshListener:
     def __init__(self, admission: Admission, settings: ManagerSshSettings) -> None:
         self.admission = admission
         self.settings = settings
-        self.guard = HandshakeGuard(settings, log)
+        self.guard = HandshakeGuard(settings, log, settings.guard)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._acceptors: list[asyncssh.SSHAcceptor] = []
         self._options = asyncssh.SSHClientConnectionOptions(

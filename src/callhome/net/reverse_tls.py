@@ -50,7 +50,7 @@ from cryptography import x509
 from callhome.config import CertToNameRule, KeepaliveConfig, ManagerConfig
 from callhome.errors import AuthError, ConfigError, ProtocolError, SessionClosed
 from callhome.identity import Identity
-from callhome.net.guard import Handshake, HandshakeGuard
+from callhome.net.guard import GuardLimits, Handshake, HandshakeGuard, guard_limits
 from callhome.net.netconf import (
     NetconfClient,
     NetconfHandler,
@@ -181,6 +181,7 @@ class ManagerTlsSettings:
     rpc_timeout: float = 60.0
     limits: NetconfLimits = field(default_factory=NetconfLimits)
     max_unauthenticated: int = 256
+    guard: GuardLimits = field(default_factory=GuardLimits)
     probe: bool = True
 
     @classmethod
@@ -200,6 +201,7 @@ class ManagerTlsSettings:
             rpc_timeout=section.rpc_timeout,
             limits=netconf_limits(section),
             max_unauthenticated=section.max_unauthenticated,
+            guard=guard_limits(section.guard),
             minimum_version=tls.minimum_version,
             ciphers=tls.ciphers,
         )
@@ -219,6 +221,7 @@ class ManagerTlsSettings:
         rpc_timeout: float = 60.0,
         limits: NetconfLimits | None = None,
         max_unauthenticated: int = 256,
+        guard: GuardLimits | None = None,
         minimum_version: str = "TLSv1.2",
         ciphers: str = "",
     ) -> ManagerTlsSettings:
@@ -235,6 +238,7 @@ class ManagerTlsSettings:
             rpc_timeout=rpc_timeout,
             limits=limits or NetconfLimits(),
             max_unauthenticated=max_unauthenticated,
+            guard=guard or GuardLimits(),
         )
 
 
@@ -276,7 +280,12 @@ class AcceptedConnection(asyncio.Protocol):
         listener = self._listener
         set_tcp_keepalive(transport.get_extra_info("socket"), listener.settings.keepalive)
         # no timer: establish() bounds the whole handshake, being one task
-        self.handshake = listener.guard.begin(self.address)
+        self.handshake = listener.guard.begin(
+            self.address,
+            heard=lambda: self.tls is not None,
+            drop=lambda: self.fail("dropped by the flood guard", report=False),
+            deadline=False,  # the manager speaks first here; a slow device may be slow
+        )
         if self.handshake.over_limit:
             self.fail("too many handshakes in progress", report=False)
             return
@@ -325,7 +334,7 @@ class AcceptedConnection(asyncio.Protocol):
         if not self.done:
             self.done = True
             if self.handshake is not None:
-                self.handshake.settle()
+                self.handshake.end()  # a failed handshake: its address is penalized
             if report:
                 self._listener.admission.handshake_failed(
                     self.address, self.identity, reason, auth=auth
@@ -353,7 +362,7 @@ class ReverseTlsListener:
     def __init__(self, admission: Admission, settings: ManagerTlsSettings) -> None:
         self.admission = admission
         self.settings = settings
-        self.guard = HandshakeGuard(settings, log)
+        self.guard = HandshakeGuard(settings, log, settings.guard)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._servers: list[asyncio.Server] = []
 

@@ -27,7 +27,7 @@ import asyncssh
 from callhome.config import KeepaliveConfig, SshAlgorithms
 from callhome.errors import SessionClosed
 from callhome.identity import Identity
-from callhome.net.guard import Handshake, HandshakeGuard
+from callhome.net.guard import GuardLimits, Handshake, HandshakeGuard
 from callhome.net.keys import identity_of
 from callhome.net.netconf import (
     ClientFeed,
@@ -66,6 +66,7 @@ class ManagerTurnSettings:
     rpc_timeout: float = 60.0
     limits: NetconfLimits = field(default_factory=NetconfLimits)
     max_unauthenticated: int = 256
+    guard: GuardLimits = field(default_factory=GuardLimits)
 
 
 class _TurnChannel(FeedingChannel, asyncssh.SSHServerSession[bytes]):
@@ -118,7 +119,12 @@ class _TurnServer(asyncssh.SSHServer):
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
         self.address = _address(conn)
-        self._handshake = self._listener.guard.begin(self.address, self._handshake_timeout)
+        self._handshake = self._listener.guard.begin(
+            self.address,
+            self._handshake_timeout,
+            heard=lambda: bool(conn.get_extra_info("client_version")),
+            drop=self._dropped,
+        )
         if self._handshake.over_limit:
             self.refused = True
             conn.abort()
@@ -126,6 +132,12 @@ class _TurnServer(asyncssh.SSHServer):
     def _handshake_timeout(self) -> None:
         if self.session is None and self.conn is not None:
             self._report("handshake timed out")
+            self.conn.abort()
+
+    def _dropped(self) -> None:
+        """The flood guard drops this connection (its peer said nothing): quietly."""
+        if self.conn is not None:
+            self.refused = True
             self.conn.abort()
 
     def _report(self, reason: str, *, auth: bool = False) -> None:
@@ -244,7 +256,7 @@ class TurnListener:
     def __init__(self, admission: Admission, settings: ManagerTurnSettings) -> None:
         self.admission = admission
         self.settings = settings
-        self.guard = HandshakeGuard(settings, log)
+        self.guard = HandshakeGuard(settings, log, settings.guard)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._acceptors: list[asyncssh.SSHAcceptor] = []
         self._options = asyncssh.SSHServerConnectionOptions(
