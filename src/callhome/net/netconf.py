@@ -9,6 +9,7 @@ orientation below them (reverse-ssh, reverse-tls, turn) does not matter to them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -30,6 +31,7 @@ from callhome.errors import (
 from callhome.proto.netconf import (
     BadRpc,
     ClientCore,
+    Event,
     HelloReceived,
     Notification,
     RpcReply,
@@ -38,6 +40,7 @@ from callhome.proto.netconf import (
     SessionEnded,
     messages,
 )
+from callhome.proto.netconf.session import Message
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,11 @@ class NotificationBudget:
         return True
 
 
+OFF_LOOP_PARSE = 256 * 1024
+"""Messages of this many bytes or more are parsed in a worker thread (libxml2 lets go of
+the GIL while it parses), so that one device's big replies do not hold up the others'."""
+
+
 class NetconfClient:
     """An async NETCONF client over one channel; every method waits for the device's reply.
 
@@ -136,6 +144,9 @@ class NetconfClient:
         self._hello: asyncio.Future[HelloReceived] = asyncio.get_running_loop().create_future()
         self._closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._closing = False
+        self._parsing: asyncio.Future[None] | None = None
+        """A big message being parsed in a worker thread (later ones wait for it)."""
+        self._eof_reason: str | None = None
         self.on_notification = on_notification
 
     @classmethod
@@ -165,11 +176,19 @@ class NetconfClient:
     def feed(self, data: bytes) -> None:
         try:
             self._core.receive_data(data)
-            self._drain()
+            if self._parsing is None:
+                self._drain()
+            elif self._core.buffered > 2 * self.limits.max_message_size:
+                raise RemoteProtocolError("the device sends faster than its messages are read")
         except RemoteProtocolError as exc:
             self._fail(f"protocol error: {exc}")
 
     def feed_eof(self, reason: str = "channel closed") -> None:
+        if self._parsing is not None:  # the end comes after the message being parsed
+            self._eof_reason = reason
+            with contextlib.suppress(RemoteProtocolError):
+                self._core.receive_eof()
+            return
         try:
             self._core.receive_eof()
             self._drain()
@@ -178,19 +197,48 @@ class NetconfClient:
         self._fail(reason)
 
     def _drain(self) -> None:
-        while (event := self._core.next_event()) is not None:
-            if isinstance(event, RpcReply):
-                fut = self._pending.pop(event.message_id, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(event)
-            elif isinstance(event, Notification):
-                if self.on_notification is not None:
-                    self.on_notification(event)
-            elif isinstance(event, HelloReceived):
-                if not self._hello.done():
-                    self._hello.set_result(event)
-            elif isinstance(event, SessionEnded):
-                self._fail(event.reason)
+        """Hand out every whole message; one of ``OFF_LOOP_PARSE`` bytes or more is parsed
+        in a worker thread, and what follows it waits for it, in order."""
+        while (item := self._core.next_item()) is not None:
+            if isinstance(item, Message):
+                if len(item.data) >= OFF_LOOP_PARSE:
+                    self._parsing = asyncio.ensure_future(self._parse_aside(item))
+                    return
+                event = self._core.accept(item, None)
+                if event is None:
+                    continue
+            else:
+                event = item
+            self._handle(event)
+        if self._eof_reason is not None:
+            self._fail(self._eof_reason)
+
+    async def _parse_aside(self, message: Message) -> None:
+        try:
+            try:
+                root = await asyncio.to_thread(messages.parse_xml, message.data)
+                event = self._core.accept(message, root)
+            finally:
+                self._parsing = None
+            if event is not None:
+                self._handle(event)
+            self._drain()
+        except RemoteProtocolError as exc:
+            self._fail(f"protocol error: {exc}")
+
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, RpcReply):
+            fut = self._pending.pop(event.message_id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(event)
+        elif isinstance(event, Notification):
+            if self.on_notification is not None:
+                self.on_notification(event)
+        elif isinstance(event, HelloReceived):
+            if not self._hello.done():
+                self._hello.set_result(event)
+        elif isinstance(event, SessionEnded):
+            self._fail(event.reason)
 
     def _fail(self, reason: str) -> None:
         """The session is over: fail what waits, and close the channel below."""

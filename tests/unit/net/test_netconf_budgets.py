@@ -97,3 +97,42 @@ async def test_a_client_drops_unsubscribed_notifications_and_ends_a_flood() -> N
     assert "over the budget" in (client.close_reason or "")
     with pytest.raises(SessionClosed):
         await asyncio.wait_for(client.get(), 1)
+
+
+async def test_a_big_message_is_parsed_off_the_loop_and_order_is_kept() -> None:
+    sent: list[bytes] = []
+    client = NetconfClient(sent.append, lambda: None)
+    client.send_hello()
+    client.feed(HELLO)
+    await client.wait_hello(1)
+    big = asyncio.ensure_future(client.get())
+    small = asyncio.ensure_future(client.get())
+    await asyncio.sleep(0)  # both rpcs are sent
+    body = "<item>x</item>" * 40_000  # ~560 KB, over OFF_LOOP_PARSE
+    replies = (
+        f'<rpc-reply xmlns="{NC}" message-id="1"><data>{body}</data></rpc-reply>]]>]]>'
+        f'<rpc-reply xmlns="{NC}" message-id="2"><data><small/></data></rpc-reply>]]>]]>'
+    ).encode()
+    client.feed(replies)
+    assert not big.done() and not small.done()  # not parsed inside feed()
+    first = await asyncio.wait_for(big, 10)
+    assert first.data is not None and len(first.data) == 40_000
+    second = await asyncio.wait_for(small, 10)
+    assert second.data is not None and second.data[0].tag.endswith("small")
+
+
+async def test_the_end_of_the_stream_waits_for_the_message_being_parsed() -> None:
+    client = NetconfClient(lambda data: None, lambda: None)
+    client.send_hello()
+    client.feed(HELLO)
+    await client.wait_hello(1)
+    reply = asyncio.ensure_future(client.get())
+    await asyncio.sleep(0)
+    body = "<item>x</item>" * 40_000
+    client.feed(
+        f'<rpc-reply xmlns="{NC}" message-id="1"><data>{body}</data></rpc-reply>]]>]]>'.encode()
+    )
+    client.feed_eof("device closed the channel")
+    got = await asyncio.wait_for(reply, 10)  # answered, then the session ends
+    assert got.ok
+    assert await asyncio.wait_for(client.wait_closed(), 10)

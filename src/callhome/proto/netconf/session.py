@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Literal, cast
 
 from lxml import etree
@@ -74,7 +75,7 @@ from callhome.proto.netconf.xmltools import (
     serialize_content,
 )
 
-__all__ = ["ClientCore", "ServerCore"]
+__all__ = ["ClientCore", "Message", "ServerCore"]
 
 _RPC = qname("rpc")
 _RPC_REPLY = qname("rpc-reply")
@@ -114,6 +115,13 @@ def _escape_text(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A whole message after the hellos, not parsed yet (``_Core.next_item``)."""
+
+    data: bytes
+
+
 class _Core:
     """What both sides share: framing, hello exchange, the state table, end of stream."""
 
@@ -150,6 +158,11 @@ class _Core:
     def framing(self) -> Framing:
         """``"eom"`` (base:1.0 and during the hellos) or ``"chunked"`` (base:1.1)."""
         return "chunked" if self._framer.chunked else "eom"
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not handed out yet."""
+        return self._framer.buffered
 
     @property
     def max_message_size(self) -> int:
@@ -194,6 +207,18 @@ class _Core:
         every later call), :class:`LocalProtocolError` if bytes after the peer's hello wait
         while our own hello was not sent yet.
         """
+        while True:
+            item = self.next_item()
+            if not isinstance(item, Message):
+                return item
+            event = self.accept(item, None)
+            if event is not None:
+                return event
+
+    def next_item(self) -> Event | Message | None:
+        """Like :meth:`next_event`, but a message after the hellos comes as a
+        :class:`Message` not parsed yet (its budgets checked): parse it (``parse_xml``, in
+        a worker thread if it is big) and give it to :meth:`accept`, before the next item."""
         if self._state is SessionState.BROKEN:
             raise RemoteProtocolError(f"session is broken: {self._error}")
         while True:
@@ -214,14 +239,21 @@ class _Core:
                         return SessionEnded("session closed")
                     return SessionEnded("peer closed the connection")
                 if state is SessionState.START or state is SessionState.HELLO_SENT:
-                    event: Event | None = self._on_hello(parse_xml(message))
-                else:
-                    event = self._on_message(message)
+                    return self._on_hello(parse_xml(message))
+                if self._wanted(message):
+                    return Message(message)
             except RemoteProtocolError as exc:
                 self._break(exc)
                 raise
-            if event is not None:
-                return event
+
+    def accept(self, message: Message, root: etree._Element | None) -> Event | None:
+        """The event of a message :meth:`next_item` gave, parsed into ``root`` (None: parse
+        it here). A message that breaks the protocol raises RemoteProtocolError."""
+        try:
+            return self._on_message(message.data, parse_xml(message.data) if root is None else root)
+        except RemoteProtocolError as exc:
+            self._break(exc)
+            raise
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -243,7 +275,12 @@ class _Core:
     def _check_hello_session_id(self, session_id: int | None) -> None:
         raise NotImplementedError
 
-    def _on_message(self, message: bytes) -> Event | None:
+    def _wanted(self, message: bytes) -> bool:
+        """Whether a message is to be parsed (its budgets checked); RemoteProtocolError if it
+        breaks them."""
+        return True
+
+    def _on_message(self, message: bytes, root: etree._Element) -> Event | None:
         raise NotImplementedError
 
     def _on_hello(self, root: etree._Element) -> HelloReceived:
@@ -358,7 +395,7 @@ class ClientCore(_Core):
             raise RemoteProtocolError("the server's <hello> carries no session-id")
         self._session_id = session_id
 
-    def _on_message(self, message: bytes) -> Event | None:
+    def _wanted(self, message: bytes) -> bool:
         if root_name(message) == "notification":
             limit = self._max_notification_size
             if limit is not None and len(message) > limit:
@@ -368,11 +405,13 @@ class ClientCore(_Core):
             gate = self.notification_gate
             if gate is not None and not gate(len(message)):
                 self.dropped_notifications += 1
-                return None
+                return False
         limit = self._max_elements
         if limit is not None and message.count(b"<") > limit:
             raise RemoteProtocolError(f"a message of more than {limit} elements")
-        root = parse_xml(message)
+        return True
+
+    def _on_message(self, message: bytes, root: etree._Element) -> Event | None:
         tag = root.tag
         if tag == _RPC_REPLY:
             return self._on_reply(root, message)
@@ -573,11 +612,17 @@ class ServerCore(_Core):
             # RFC 6241 section 8.1: the server terminates the session.
             raise RemoteProtocolError("the client's <hello> carries a session-id")
 
-    def _on_message(self, message: bytes) -> Event | None:
-        try:
-            root = parse_xml(message)
-        except RemoteProtocolError as exc:
-            return self._bad_rpc(None, self._malformed(str(exc)), None)
+    def accept(self, message: Message, root: etree._Element | None) -> Event | None:
+        """As the base's, but a message that is not well-formed XML is answered with an
+        rpc-error (malformed-message) and the session goes on."""
+        if root is None:
+            try:
+                root = parse_xml(message.data)
+            except RemoteProtocolError as exc:
+                return self._bad_rpc(None, self._malformed(str(exc)), None)
+        return super().accept(message, root)
+
+    def _on_message(self, message: bytes, root: etree._Element) -> Event | None:
         message_id = root.get("message-id")
         tag = root.tag
         if tag != _RPC:
