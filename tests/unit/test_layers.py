@@ -1,0 +1,90 @@
+"""The house rules of DESIGN.md, read from the imports (ast): they fail the suite when broken.
+
+- proto/ is sans-IO: no asyncio, sockets, TLS, SSH, databases, HTTP, clocks, and nothing
+  of the layers above it;
+- manager/ and agent/ never import each other;
+- cli/ talks to the manager's HTTP API only: no storage/ and no manager/;
+- nothing imports upward: net/ imports neither manager/, agent/, api/ nor cli/; storage/
+  none of those nor net/.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "callhome"
+
+IO_MODULES = frozenset(
+    {
+        "asyncio",
+        "socket",
+        "ssl",
+        "selectors",
+        "subprocess",
+        "time",
+        "asyncssh",
+        "sqlalchemy",
+        "aiosqlite",
+        "httpx",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "websockets",
+    }
+)
+
+FORBIDDEN: dict[str, frozenset[str]] = {
+    "proto": IO_MODULES
+    | {
+        "callhome.net",
+        "callhome.manager",
+        "callhome.agent",
+        "callhome.storage",
+        "callhome.api",
+        "callhome.cli",
+    },
+    "manager": frozenset({"callhome.agent", "callhome.cli"}),
+    "agent": frozenset({"callhome.manager", "callhome.api", "callhome.cli", "callhome.storage"}),
+    "cli": frozenset({"callhome.storage", "callhome.manager"}),
+    "net": frozenset({"callhome.manager", "callhome.agent", "callhome.api", "callhome.cli"}),
+    "storage": frozenset(
+        {"callhome.net", "callhome.manager", "callhome.agent", "callhome.api", "callhome.cli"}
+    ),
+}
+
+
+def imports(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, module) of every import in a file, function-level ones included."""
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, node.module
+
+
+def broken(layer: str) -> list[str]:
+    found = []
+    for path in sorted((SRC / layer).rglob("*.py")):
+        for line, module in imports(path):
+            for bad in FORBIDDEN[layer]:
+                if module == bad or module.startswith(f"{bad}."):
+                    found.append(f"{path.relative_to(SRC.parent)}:{line} imports {module}")
+    return found
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_no_layer_imports_what_it_must_not(layer: str) -> None:
+    assert broken(layer) == []
+
+
+def test_the_check_sees_a_broken_rule(tmp_path: Path) -> None:
+    """The reader finds imports anywhere in a module, so the rules above can fail."""
+    module = tmp_path / "m.py"
+    module.write_text("import os\n\ndef f():\n    from callhome.manager import service\n")
+    assert [m for _, m in imports(module)] == ["os", "callhome.manager"]
