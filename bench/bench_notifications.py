@@ -24,7 +24,7 @@ from pathlib import Path
 import asyncssh
 from lxml import etree
 
-from callhome.agent.datastore import Datastore
+from callhome.agent.datastore.core import Datastore
 from callhome.agent.netconf_service import NetconfService
 from callhome.agent.notifications import EventLog, NotificationCenter
 from callhome.config import (

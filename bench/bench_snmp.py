@@ -258,7 +258,7 @@ def device_main(config: Path, rows: int) -> int:
         agent = Agent(load(AgentConfig, config))
         assert agent.snmp is not None, "[snmp] is not enabled"
         table = {(i,): {2: f"row-{i:05d}"} for i in range(1, rows + 1)}
-        # a device's own code adds objects like this (callhome.agent.snmp_mib)
+        # a device's own code adds objects like this (callhome.agent.snmp.mib)
         agent.snmp.mib.table(
             BENCH_ENTRY, {2: ValueType.OCTET_STRING}, lambda: table, cache_for=3600
         )

@@ -46,8 +46,8 @@ ENGINE_ID = bytes.fromhex("800000000501020304")
 
 def build(rows: int, legacy: bool) -> tuple[Any, Any]:
     """An agent with the bench table, and its table node."""
-    from callhome.agent.snmp import SnmpAgent, UserAccess
-    from callhome.agent.snmp_mib import MibRegistry
+    from callhome.agent.snmp.agent import SnmpAgent, UserAccess
+    from callhome.agent.snmp.mib import MibRegistry
     from callhome.proto.snmp import ValueType
 
     registry = MibRegistry()
@@ -120,8 +120,8 @@ class Walker:
 
 def legacy_agent_class() -> type:
     """``SnmpAgent`` with GETNEXT, GETBULK and ``_fit`` as they were before the MIB walk."""
-    from callhome.agent import snmp
-    from callhome.agent.snmp_mib import MibRegistry
+    from callhome.agent.snmp import agent as snmp
+    from callhome.agent.snmp.mib import MibRegistry
     from callhome.proto.snmp import ErrorStatus, Oid, Pdu, PduType, Value, ValueType, VarBind
 
     def registry_next(mib: MibRegistry, oid: Oid) -> tuple[Oid, Value] | None:

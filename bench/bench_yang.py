@@ -21,8 +21,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from callhome.agent.datastore import NETCONF_BASE_NS, Datastore
-from callhome.agent.yang import YangModules
+from callhome.agent.datastore.core import NETCONF_BASE_NS, Datastore
+from callhome.agent.yang.modules import YangModules
 from callhome.errors import RpcErrorInfo
 
 YANG_DIR = Path(__file__).parent.parent / "tests" / "unit" / "agent" / "yang"

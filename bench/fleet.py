@@ -63,7 +63,7 @@ from typing import Any
 import asyncssh
 from lxml import etree
 
-from callhome.agent.datastore import NETCONF_BASE_NS, Datastore
+from callhome.agent.datastore.core import NETCONF_BASE_NS, Datastore
 from callhome.agent.netconf_service import NetconfService
 from callhome.config import (
     DEFAULT_SSH_PORT,

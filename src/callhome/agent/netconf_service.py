@@ -12,7 +12,7 @@ and the commit parameters confirmed, confirm-timeout, persist, persist-id
 (``:startup``); ``<filter type="xpath" select=...>`` (``:xpath``); the ``with-defaults``
 parameter of get, get-config and copy-config (RFC 6243; on copy-config it only matters for a
 URL target, which this device does not have, so it is checked and otherwise ignored). The
-datastore's rules are in ``callhome.agent.datastore``.
+datastore's rules are in ``callhome.agent.datastore.core``.
 
 Session ends: ``close_session`` (called for close-session, and by the transport when it ends,
 idempotently) and kill-session release the session's locks, discard the candidate's changes if
@@ -24,19 +24,19 @@ close-session). kill-session: the victim is forgotten and the ``on_kill`` callba
 
 Notifications: ``add_change_listener`` and ``add_commit_listener`` register callables that
 hear of every configuration change and every confirmed-commit event (see
-``callhome.agent.events``), the material of RFC 6470's netconf-config-change and
+``callhome.agent.datastore.events``), the material of RFC 6470's netconf-config-change and
 netconf-confirmed-commit. A service given a ``NotificationCenter``
 (``callhome.agent.notifications``) serves ``<create-subscription>`` through it and tells it of
 session starts and ends (``attach_session``, ``close_session``'s ``reason``).
 
 Operations in other namespaces: ``add_operation`` registers one by its qualified name (e.g.
-RFC 6022's get-schema, ``callhome.agent.yang``); its handler returns None for ``<ok/>``, a
+RFC 6022's get-schema, ``callhome.agent.yang.modules``); its handler returns None for ``<ok/>``, a
 ``<data>`` element, or another element that is the reply's only content (rpc output).
 
-Access control: a service given a ``Nacm`` (``callhome.agent.nacm``) checks every operation
+Access control: a service given a ``Nacm`` (``callhome.agent.access.nacm``) checks every operation
 against the rules in running, for the ``Principal`` each session was opened with (``None``:
 the device's own code, never restricted); notification code asks
-``access.may_receive_notification(service.principal(session_id), name)``.
+``service.nacm.may_receive_notification(service.principal(session_id), name)``.
 """
 
 from __future__ import annotations
@@ -48,13 +48,13 @@ from typing import Any, Final
 
 from lxml import etree
 
-from callhome.agent.datastore import NETCONF_BASE_NS, Datastore
-from callhome.agent.defaults import WITH_DEFAULTS_CAPABILITY, WITH_DEFAULTS_NS, check_mode
-from callhome.agent.edit import Edit, EditFailed
-from callhome.agent.events import ChangeEvent, ChangeListener, CommitListener
-from callhome.agent.nacm import NACM_NS, Nacm
+from callhome.agent.access.nacm import NACM_NS, Nacm
+from callhome.agent.datastore.core import NETCONF_BASE_NS, Datastore
+from callhome.agent.datastore.defaults import WITH_DEFAULTS_CAPABILITY, WITH_DEFAULTS_NS, check_mode
+from callhome.agent.datastore.edit import Edit, EditFailed
+from callhome.agent.datastore.events import ChangeEvent, ChangeListener, CommitListener
+from callhome.agent.datastore.validate import inline_config
 from callhome.agent.notifications import CREATE_SUBSCRIPTION, NotificationCenter, Sink
-from callhome.agent.validate import inline_config
 from callhome.errors import ErrorTag, ErrorType, LocalProtocolError, RpcError, RpcErrorInfo
 from callhome.net.netconf import Principal
 
@@ -150,14 +150,14 @@ class NetconfService:
         *,
         extra_capabilities: Sequence[str] = (),
         notifications: NotificationCenter | None = None,
-        access: Nacm | None = None,
+        nacm: Nacm | None = None,
     ) -> None:
         self.datastore = datastore
-        self.access = access
-        """NETCONF access control (``callhome.agent.nacm``); None: every operation allowed."""
+        self.nacm = nacm
+        """NETCONF access control (``callhome.agent.access.nacm``); None: everything allowed."""
         self._principals: dict[int, Principal | None] = {}
-        if access is not None:
-            access.load(self._nacm_data())
+        if nacm is not None:
+            nacm.load(self._nacm_data())
             datastore.add_change_listener(self._rules_changed)
         self.capabilities: list[str] = list(CAPABILITIES)
         self.notifications = notifications
@@ -165,7 +165,7 @@ class NetconfService:
             extra_capabilities = (*notifications.capabilities, *extra_capabilities)
             datastore.add_change_listener(notifications.on_change)
             datastore.add_commit_listener(notifications.on_commit)
-            if access is not None:
+            if nacm is not None:
                 notifications.may_receive = self._may_receive_notification
         for capability in extra_capabilities:
             if capability not in self.capabilities:
@@ -205,17 +205,17 @@ class NetconfService:
         session_id = self._next_session_id
         self._next_session_id += 1
         self._sessions[session_id] = on_kill
-        if principal is not None and self.access is not None:
-            principal = self.access.directory.resolve(principal)
+        if principal is not None and self.nacm is not None:
+            principal = self.nacm.directory.resolve(principal)
         self._principals[session_id] = principal
         return session_id
 
     def _may_receive_notification(self, session_id: int, content: etree._Element) -> bool:
         """NACM's notification rules, for the notification center (RFC 8341 section 3.4.6)."""
-        if self.access is None:
+        if self.nacm is None:
             return True
         name = etree.QName(content)
-        return self.access.may_receive_notification(
+        return self.nacm.may_receive_notification(
             self.principal(session_id), name.localname, name.namespace
         )
 
@@ -229,16 +229,16 @@ class NetconfService:
         return self.datastore.get_config("running", nacm_filter)
 
     def _rules_changed(self, event: ChangeEvent) -> None:
-        if self.access is not None and event.datastore == "running":
-            self.access.reload(self._nacm_data())
+        if self.nacm is not None and event.datastore == "running":
+            self.nacm.reload(self._nacm_data())
 
     def _authorize_write(
         self, session_id: int, operation: str, target: str, new: etree._Element | None
     ) -> None:
-        if self.access is None or new is None:
+        if self.nacm is None or new is None:
             return
         old = self.datastore.read(target)
-        self.access.authorize_write(
+        self.nacm.authorize_write(
             self._principals.get(session_id), session_id, operation, target, old, new
         )
 
@@ -328,15 +328,15 @@ class NetconfService:
         if not is_liveness_probe(operation):
             self.last_rpc = time.monotonic()
         tag = operation.tag if isinstance(operation.tag, str) else ""
-        if self.access is not None and tag == CREATE_SUBSCRIPTION:
-            self.access.authorize_rpc(self._principals.get(session_id), session_id, operation)
+        if self.nacm is not None and tag == CREATE_SUBSCRIPTION:
+            self.nacm.authorize_rpc(self._principals.get(session_id), session_id, operation)
         if tag == CREATE_SUBSCRIPTION and self.notifications is not None:
             self.notifications.subscribe(session_id, operation)
             return None
         extra = self._extra_operations.get(tag)
         if extra is not None:
-            if self.access is not None:
-                self.access.authorize_rpc(self._principals.get(session_id), session_id, operation)
+            if self.nacm is not None:
+                self.nacm.authorize_rpc(self._principals.get(session_id), session_id, operation)
             return extra(session_id, operation)
         name = _local(tag)
         entry = self._operations.get(name) if _in_base(operation) else None
@@ -347,8 +347,8 @@ class NetconfService:
                 bad_element=name,
             )
         handler, accepted = entry
-        if self.access is not None:
-            self.access.authorize_rpc(self._principals.get(session_id), session_id, operation)
+        if self.nacm is not None:
+            self.nacm.authorize_rpc(self._principals.get(session_id), session_id, operation)
         return handler(session_id, self._parameters(operation, accepted))
 
     @staticmethod
@@ -471,8 +471,8 @@ class NetconfService:
         return self._readable(session_id, self.datastore.get_config(source, **self._filter(params)))
 
     def _readable(self, session_id: int, data: etree._Element) -> etree._Element:
-        if self.access is not None:
-            self.access.prune(self._principals.get(session_id), data)
+        if self.nacm is not None:
+            self.nacm.prune(self._principals.get(session_id), data)
         return data
 
     def _edit_config(self, session_id: int, params: _Params) -> None:
@@ -494,8 +494,8 @@ class NetconfService:
             )
         default_operation = self._option(params, "default-operation", "merge")
         error_option = self._option(params, "error-option", "stop-on-error")
-        if self.access is not None and target in ("running", "candidate"):
-            new = self.access.simulate_edit(
+        if self.nacm is not None and target in ("running", "candidate"):
+            new = self.nacm.simulate_edit(
                 self.datastore.read(target), config, default_operation, error_option
             )
             self._authorize_write(session_id, "edit-config", target, new)
@@ -527,7 +527,7 @@ class NetconfService:
         wd = params.get("with-defaults")
         if wd is not None:  # checked; only a URL target would use it
             check_mode(_text(wd))
-        if self.access is not None and target in ("running", "candidate", "startup"):
+        if self.nacm is not None and target in ("running", "candidate", "startup"):
             if isinstance(source, str):
                 new = self.datastore.read(source) if source in ("running", "candidate") else None
             else:
@@ -573,7 +573,7 @@ class NetconfService:
             kwargs["persist"] = _text(params["persist"])
         if "persist-id" in params:
             kwargs["persist_id"] = _text(params["persist-id"])
-        if self.access is not None and self.datastore.candidate_modified:
+        if self.nacm is not None and self.datastore.candidate_modified:
             self._authorize_write(session_id, "commit", "running", self.datastore.read("candidate"))
         if self.datastore.candidate_modified:
             self._precheck("running", self.datastore.read("candidate"))

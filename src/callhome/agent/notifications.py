@@ -63,10 +63,10 @@ from typing import IO, Any, Final, TypeAlias
 
 from lxml import etree
 
-from callhome.agent.events import ChangeEvent, ConfirmedCommitEvent, ConfirmEvent
-from callhome.agent.subtree import SubtreeFilter
-from callhome.agent.xmldata import NETCONF_BASE_NS, PARSER, count, empty_root
-from callhome.agent.xpath_filter import XPathFilter
+from callhome.agent.datastore.events import ChangeEvent, ConfirmedCommitEvent, ConfirmEvent
+from callhome.agent.datastore.subtree import SubtreeFilter
+from callhome.agent.datastore.xmldata import NETCONF_BASE_NS, PARSER, count, empty_root
+from callhome.agent.datastore.xpath import XPathFilter
 from callhome.errors import ErrorTag, ErrorType, RpcError
 
 __all__ = [

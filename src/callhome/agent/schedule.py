@@ -25,9 +25,9 @@ from typing import Any
 
 from lxml import etree
 
-from callhome.agent.datastore import Datastore
-from callhome.agent.events import ChangeEvent
-from callhome.agent.xmldata import CONFIG_TAG, OP_ATTR
+from callhome.agent.datastore.core import Datastore
+from callhome.agent.datastore.events import ChangeEvent
+from callhome.agent.datastore.xmldata import CONFIG_TAG, OP_ATTR
 from callhome.config import AgentConfig, parse_hostport
 from callhome.errors import ErrorPath, ErrorTag, RpcError, RpcErrorInfo
 from callhome.proto.call_home import CallHomeEndpoint, endpoints_element, read_clients

@@ -15,11 +15,10 @@ from typing import Protocol
 import asyncssh
 from lxml import etree
 
-from callhome.agent.datastore import Datastore
+from callhome.agent.access.managers import ManagerDirectory
+from callhome.agent.access.nacm import Nacm, NacmError
+from callhome.agent.datastore.core import Datastore
 from callhome.agent.failures import dial_failure
-from callhome.agent.library import STATE_LIST_KEYS, ModuleLibrary, protocol_modules
-from callhome.agent.managers import ManagerDirectory
-from callhome.agent.nacm import Nacm, NacmError
 from callhome.agent.netconf_service import CAPABILITIES, NetconfService
 from callhome.agent.notifications import EventLog, LoggedEvent, NotificationCenter
 from callhome.agent.schedule import (
@@ -30,10 +29,11 @@ from callhome.agent.schedule import (
     sync_endpoints,
 )
 from callhome.agent.schedule import check as check_schedule
-from callhome.agent.snmp import build_agent
-from callhome.agent.snmp_notify import Notifier, build_notifier
+from callhome.agent.snmp.agent import build_agent
+from callhome.agent.snmp.notify import Notifier, build_notifier
 from callhome.agent.terminal import DeviceAccess
-from callhome.agent.yang import load_modules
+from callhome.agent.yang.library import STATE_LIST_KEYS, ModuleLibrary, protocol_modules
+from callhome.agent.yang.modules import load_modules
 from callhome.config import (
     DEFAULT_SNMP_TLS_PORT,
     DEFAULT_SSH_PORT,
@@ -110,7 +110,7 @@ class Agent:
         self.host_key = ensure_key(config.path(config.host_key))
         self.identity = identity_of(self.host_key)
         self.yang = load_modules(config.yang, config.path)
-        """The device's YANG modules (``callhome.agent.yang``); None: a schemaless device."""
+        """The device's YANG modules (``callhome.agent.yang.modules``); None: schemaless."""
         yang = self.yang
         wanted = config.notifications
         modules = config.yang
@@ -120,7 +120,7 @@ class Agent:
             folders=[config.path(p) for p in (*modules.modules, *modules.search_path)]
             + [config.path(p) for p in modules.standard_modules],
         )
-        """What the device advertises and serves of its modules (``callhome.agent.library``)."""
+        """What the device tells of its modules (``callhome.agent.yang.library``)."""
         list_keys: dict[str, Sequence[str]] = {
             **STATE_LIST_KEYS,
             **CALL_HOME_LIST_KEYS,
@@ -152,7 +152,7 @@ class Agent:
             turn_user=config.turn.username,
             base_dir=config.state_dir,
         )
-        self.access = Nacm(
+        self.nacm = Nacm(
             modules={
                 **{m.namespace: m.name for m in self.library.modules.values() if m.implemented},
                 **config.nacm_modules,
@@ -165,12 +165,12 @@ class Agent:
             self.netconf = NetconfService(
                 self.datastore,
                 notifications=self.notifications,
-                access=self.access,
+                nacm=self.nacm,
             )
         except NacmError as exc:
             raise ConfigError(f"NACM rules in the running datastore: {exc}") from None
         self.library.serve(self.netconf)
-        self.access.check_startup([e.name or e.address for e in config.endpoints])
+        self.nacm.check_startup([e.name or e.address for e in config.endpoints])
         clients = clients_of(config, DEFAULT_PORTS)
         sync_endpoints(self.datastore, clients)
         self.schedule = ScheduleState(

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from callhome.agent.managers import ManagerDirectory
+from callhome.agent.access.managers import ManagerDirectory
 from callhome.config import Access, parse_hostport
 from callhome.errors import ConfigError
 from callhome.identity import Identity

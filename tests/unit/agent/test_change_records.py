@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from agent_testkit import Session, T, config, data, edit, new_service, text, top
 
-from callhome.agent.datastore import ChangeEvent, Datastore, EditTarget
+from callhome.agent.datastore.core import ChangeEvent, Datastore, EditTarget
 from callhome.agent.netconf_service import NetconfService
 from callhome.errors import ErrorTag
 

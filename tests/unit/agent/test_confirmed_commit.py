@@ -22,8 +22,8 @@ from agent_testkit import (
     top,
 )
 
-from callhome.agent.confirm import default_schedule
-from callhome.agent.datastore import (
+from callhome.agent.datastore.confirm import default_schedule
+from callhome.agent.datastore.core import (
     ChangeEvent,
     ConfirmedCommitEvent,
     ConfirmEvent,

@@ -21,7 +21,7 @@ from agent_testkit import (
     top,
 )
 
-from callhome.agent.datastore import ChangeEvent, Datastore, EditTarget
+from callhome.agent.datastore.core import ChangeEvent, Datastore, EditTarget
 from callhome.agent.netconf_service import NetconfService
 from callhome.errors import ConfigError, ErrorTag, ErrorType, RpcError
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from callhome.agent.datastore import NETCONF_BASE_NS, ChangeEvent, Datastore, EditTarget
+from callhome.agent.datastore.core import NETCONF_BASE_NS, ChangeEvent, Datastore, EditTarget
 from callhome.errors import ErrorTag, ErrorType, RpcError
 
 NC = NETCONF_BASE_NS

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from callhome.agent.datastore import NETCONF_BASE_NS, Datastore
+from callhome.agent.datastore.core import NETCONF_BASE_NS, Datastore
 from callhome.errors import ErrorTag, RpcError
 
 NC = NETCONF_BASE_NS

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from callhome.agent.datastore import Datastore
+from callhome.agent.datastore.core import Datastore
 from callhome.agent.netconf_service import NetconfService
 from callhome.agent.notifications import EventLog, NotificationCenter
 from callhome.errors import RpcError

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from callhome.agent.datastore import Datastore
-from callhome.agent.managers import ManagerDirectory
-from callhome.agent.nacm import NACM_NS, Nacm, NacmError, parse_path, parse_policy
+from callhome.agent.access.managers import ManagerDirectory
+from callhome.agent.access.nacm import NACM_NS, Nacm, NacmError, parse_path, parse_policy
+from callhome.agent.datastore.core import Datastore
 from callhome.agent.netconf_service import NetconfService
 from callhome.config import ManagerEntry
 from callhome.errors import ConfigError, ErrorTag, ErrorType, RpcError
@@ -87,7 +87,7 @@ def data(body: str) -> etree._Element:
 def service() -> NetconfService:
     store = Datastore()
     store.copy_config("running", xml(f'<config xmlns="{BASE}">{RULES}{DATA}</config>'))
-    return NetconfService(store, access=make_nacm())
+    return NetconfService(store, nacm=make_nacm())
 
 
 def rpc(service: NetconfService, session: int, body: str) -> etree._Element | None:
@@ -245,7 +245,7 @@ def test_read_only_manager_sees_less_and_cannot_edit(
     assert "<port>22</port>" in out
     assert "nacm" not in out  # the rules are default-deny-all
     with (
-        caplog.at_level(logging.WARNING, logger="callhome.agent.nacm"),
+        caplog.at_level(logging.WARNING, logger="callhome.agent.access.nacm"),
         pytest.raises(RpcError) as caught,
     ):
         edit(service, ro, f'<system xmlns="{SYS}"><hostname>x</hostname></system>')
@@ -337,7 +337,7 @@ def test_malformed_rule_edit_is_refused_and_old_rules_stay(service: NetconfServi
 def test_lockout_allowed_when_forced() -> None:
     store = Datastore()
     store.copy_config("running", xml(f'<config xmlns="{BASE}">{RULES}</config>'))
-    service = NetconfService(store, access=make_nacm(allow_lockout=True))
+    service = NetconfService(store, nacm=make_nacm(allow_lockout=True))
     admin = service.open_session(lambda: None, ADMIN)
     rpc(
         service,
@@ -391,7 +391,7 @@ def test_recovery_session_bypasses(service: NetconfService) -> None:
 
 def test_commit_is_checked_on_what_it_changes(service: NetconfService) -> None:
     user = Principal("SHA256:other", "carol")
-    nacm = service.access
+    nacm = service.nacm
     assert nacm is not None
     s = service.open_session(lambda: None, user)
     # carol's group may not edit-config, so the device's own code fills the candidate
@@ -413,7 +413,7 @@ def test_denied_notifications_are_not_sent() -> None:
     store = Datastore()
     store.copy_config("running", xml(f'<config xmlns="{BASE}">{RULES}{DATA}</config>'))
     center = NotificationCenter(EventLog(None))
-    service = NetconfService(store, access=make_nacm(), notifications=center)
+    service = NetconfService(store, nacm=make_nacm(), notifications=center)
     got: dict[int, list[str]] = {}
     sessions = {}
     for principal in (ADMIN, RO):
@@ -524,7 +524,7 @@ def test_read_only_tls_manager_and_admin_turn_manager(identities: dict[str, str]
     store = Datastore()
     store.copy_config("running", xml(f'<config xmlns="{BASE}">{RULES}{DATA}</config>'))
     nacm = Nacm(modules={IF: "if", SYS: "sys"}, directory=by_orientation(ids))
-    service = NetconfService(store, access=nacm)
+    service = NetconfService(store, nacm=nacm)
     tls = service.open_session(
         lambda: None, Principal(ids["cert_fp"], "ops-console", transport="reverse-tls")
     )

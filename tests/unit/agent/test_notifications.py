@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from callhome.agent.datastore import NETCONF_BASE_NS, Datastore
+from callhome.agent.datastore.core import NETCONF_BASE_NS, Datastore
 from callhome.agent.netconf_service import NetconfService
 from callhome.agent.notifications import (
     INTERLEAVE_CAPABILITY,

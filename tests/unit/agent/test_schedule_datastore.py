@@ -1,7 +1,7 @@
 import pytest
 from lxml import etree
 
-from callhome.agent.datastore import Datastore
+from callhome.agent.datastore.core import Datastore
 from callhome.agent.netconf_service import NetconfService
 from callhome.agent.schedule import ScheduleState, check, parse
 from callhome.errors import RpcError

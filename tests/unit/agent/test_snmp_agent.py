@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from callhome.agent.snmp import SnmpAgent, SnmpState, UserAccess, register_system
-from callhome.agent.snmp_mib import (
+from callhome.agent.snmp.agent import SnmpAgent, SnmpState, UserAccess, register_system
+from callhome.agent.snmp.mib import (
     IF_ENTRY,
     MibRegistry,
     SetError,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from callhome.agent.snmp import SnmpAgent, SnmpResponderChannel, UserAccess
-from callhome.agent.snmp_mib import MibRegistry
-from callhome.agent.snmp_notify import (
+from callhome.agent.snmp.agent import SnmpAgent, SnmpResponderChannel, UserAccess
+from callhome.agent.snmp.mib import MibRegistry
+from callhome.agent.snmp.notify import (
     NLM_STATS_BUMPED,
     NLM_STATS_LOGGED,
     NotificationBuffer,

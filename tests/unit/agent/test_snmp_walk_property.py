@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callhome.agent.snmp import SnmpAgent, UserAccess
-from callhome.agent.snmp_mib import MibRegistry, Table
+from callhome.agent.snmp.agent import SnmpAgent, UserAccess
+from callhome.agent.snmp.mib import MibRegistry, Table
 from callhome.errors import LocalProtocolError
 from callhome.proto.snmp import (
     AUTH_PRIV,

@@ -17,8 +17,8 @@ import pytest
 from _libyang import ffi, lib  # type: ignore[import-not-found]
 from lxml import etree
 
-from callhome.agent.library import MONITORING_NS, YANG_LIBRARY_NS
 from callhome.agent.service import Agent
+from callhome.agent.yang.library import MONITORING_NS, YANG_LIBRARY_NS
 from callhome.config import AgentConfig
 from callhome.errors import ErrorTag, RpcError
 from callhome.proto.netconf.capabilities import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from agent_testkit import WD, Session, config, data, edit, get_config, new_service, text
 
-from callhome.agent.datastore import Datastore
+from callhome.agent.datastore.core import Datastore
 from callhome.agent.netconf_service import NetconfService
 from callhome.errors import ConfigError, ErrorTag, ErrorType
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from agent_testkit import Session, T, config, data, edit, new_service, text
 
-from callhome.agent.datastore import Datastore
+from callhome.agent.datastore.core import Datastore
+from callhome.agent.datastore.xpath import rewrite
 from callhome.agent.netconf_service import NetconfService
-from callhome.agent.xpath_filter import rewrite
 from callhome.errors import ErrorTag, ErrorType, RpcError
 
 IF = "urn:example:if"

@@ -8,16 +8,16 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from callhome.agent.datastore import NETCONF_BASE_NS, Datastore
-from callhome.agent.library import (
+from callhome.agent.datastore.core import NETCONF_BASE_NS, Datastore
+from callhome.agent.netconf_service import CAPABILITIES, NetconfService
+from callhome.agent.yang.library import (
     MONITORING_NS,
     STATE_LIST_KEYS,
     YANG_LIBRARY_NS,
     ModuleLibrary,
     protocol_modules,
 )
-from callhome.agent.netconf_service import CAPABILITIES, NetconfService
-from callhome.agent.yang import YangModules
+from callhome.agent.yang.modules import YangModules
 from callhome.errors import ConfigError, ErrorTag, RpcError
 
 NC = NETCONF_BASE_NS

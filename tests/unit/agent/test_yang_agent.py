@@ -8,8 +8,8 @@ import asyncssh
 import pytest
 from lxml import etree
 
-from callhome.agent.library import GET_SCHEMA, MONITORING_NS, YANG_LIBRARY_CAPABILITY
 from callhome.agent.service import Agent
+from callhome.agent.yang.library import GET_SCHEMA, MONITORING_NS, YANG_LIBRARY_CAPABILITY
 from callhome.config import AgentConfig
 from callhome.errors import ConfigError, ErrorTag, RpcError
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from callhome.agent.datastore import NETCONF_BASE_NS
-from callhome.agent.yang import YangModules
+from callhome.agent.datastore.core import NETCONF_BASE_NS
+from callhome.agent.yang.modules import YangModules
 from callhome.errors import ErrorTag
 
 NS = "urn:example:constraints"

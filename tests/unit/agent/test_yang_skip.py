@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from callhome.agent.datastore import NETCONF_BASE_NS, Datastore
-from callhome.agent.yang import YangModules
+from callhome.agent.datastore.core import NETCONF_BASE_NS, Datastore
+from callhome.agent.yang.modules import YangModules
 from callhome.errors import ErrorTag, RpcError, RpcErrorInfo
 
 EXD = "urn:example:device"

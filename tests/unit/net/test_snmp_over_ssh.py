@@ -9,8 +9,8 @@ import asyncssh
 import pytest
 from test_reverse_ssh import ALGS, KEEP, EchoHandler, manager  # noqa: F401
 
-from callhome.agent.snmp import SnmpAgent, SnmpState, UserAccess, register_system
-from callhome.agent.snmp_mib import MibRegistry
+from callhome.agent.snmp.agent import SnmpAgent, SnmpState, UserAccess, register_system
+from callhome.agent.snmp.mib import MibRegistry
 from callhome.config import AgentSnmpSection
 from callhome.errors import ServiceRefused, SessionClosed
 from callhome.manager import snmp as snmp_jobs

@@ -14,8 +14,8 @@ import pytest
 from cryptography import x509
 from test_reverse_tls import Pki, Recorder, device, listener_settings
 
-from callhome.agent.snmp import SnmpAgent, SnmpState, UserAccess, register_system
-from callhome.agent.snmp_mib import MibRegistry
+from callhome.agent.snmp.agent import SnmpAgent, SnmpState, UserAccess, register_system
+from callhome.agent.snmp.mib import MibRegistry
 from callhome.config import AgentSnmpSection, CertToNameRule, ManagerConfig
 from callhome.errors import AuthError, ConfigError, SessionClosed
 from callhome.manager import snmp as snmp_jobs

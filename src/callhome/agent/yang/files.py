@@ -1,6 +1,6 @@
 """Finding the device's YANG module files: by path, by folder, and by name for imports.
 
-Files are read once and their headers parsed (``callhome.agent.yang_lib.read_header``). A
+Files are read once and their headers parsed (``callhome.agent.yang.libyang.read_header``). A
 file must be named ``NAME.yang`` or ``NAME@REVISION.yang`` (RFC 7950 section 5.2), as libyang
 finds modules by their file names too.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from callhome.agent.yang_lib import ModuleHeader, YangLibraryError, read_header
+from callhome.agent.yang.libyang import ModuleHeader, YangLibraryError, read_header
 from callhome.errors import ConfigError
 
 __all__ = ["Finder", "module_files"]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from callhome.agent.xmldata import (
+from callhome.agent.datastore.xmldata import (
     CONFIG_TAG,
     DATA_TAG,
     NETCONF_BASE_NS,

@@ -35,8 +35,8 @@ from typing import Final, Protocol, TypeAlias
 
 from lxml import etree
 
-from callhome.agent.events import ConfirmEvent
-from callhome.agent.persist import remove_file, write_atomically
+from callhome.agent.datastore.events import ConfirmEvent
+from callhome.agent.datastore.persist import remove_file, write_atomically
 from callhome.errors import ErrorTag, ErrorType, RpcError
 
 __all__ = [

@@ -1,7 +1,7 @@
 """``rpc-error``s for configuration that does not conform to the device's YANG modules.
 
 Tags follow RFC 7950 sections 8.3 and 15 (and RFC 6241 appendix A), from what libyang
-reported (``callhome.agent.yang_lib.Problem``):
+reported (``callhome.agent.yang.libyang.Problem``):
 
 ===================================================  ==========================================
 problem                                              error-tag (error-app-tag)
@@ -40,8 +40,8 @@ from collections.abc import Mapping, Sequence
 
 from lxml import etree
 
-from callhome.agent.xmldata import is_element, local, path_of, value, xml_escape
-from callhome.agent.yang_lib import Problem, Step
+from callhome.agent.datastore.xmldata import is_element, local, path_of, value, xml_escape
+from callhome.agent.yang.libyang import Problem, Step
 from callhome.errors import ErrorTag, ErrorType, RpcErrorInfo
 
 __all__ = ["find_element", "schema_error", "unknown_namespace"]

@@ -9,7 +9,7 @@ A device implements two kinds of modules:
   device's endpoints), and with notifications on, RFC 5277's notifications and
   nc-notifications and RFC 6470's ietf-netconf-notifications. The modules they import are
   listed as imported. ``PROTOCOL_MODULES`` is the table.
-- **configured modules**, the ``[yang]`` section's (``callhome.agent.yang.YangModules``),
+- **configured modules**, the ``[yang]`` section's (``callhome.agent.yang.modules.YangModules``),
   which the datastore also validates against. A configured module of the same name as a
   protocol module replaces it.
 
@@ -44,9 +44,9 @@ from typing import Any, Final, Protocol
 
 from lxml import etree
 
+from callhome.agent.datastore.xmldata import is_element, namespace
 from callhome.agent.netconf_service import NetconfService
-from callhome.agent.xmldata import is_element, namespace
-from callhome.agent.yang_load import Finder
+from callhome.agent.yang.files import Finder
 from callhome.errors import ConfigError, ErrorTag, ErrorType, RpcError
 
 __all__ = [

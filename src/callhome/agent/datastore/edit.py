@@ -53,8 +53,8 @@ from typing import Any, Final, TypeAlias
 
 from lxml import etree
 
-from callhome.agent.events import EditTarget
-from callhome.agent.xmldata import (
+from callhome.agent.datastore.events import EditTarget
+from callhome.agent.datastore.xmldata import (
     OP_ATTR,
     PathNames,
     attributes,

@@ -1,16 +1,15 @@
 """The device's configuration datastores, whatever reached them (NETCONF or the device's own code).
 
 Three datastores: ``running``, ``candidate`` (RFC 6241 section 8.3) and ``startup`` (section
-8.7); any other name is ``invalid-value``. The data is XML (``callhome.agent.xmldata``),
-schemaless unless the device has YANG modules (``schema``, ``callhome.agent.yang``);
-subtree filters are in ``callhome.agent.subtree``, XPath filters in
-``callhome.agent.xpath_filter``, edit-config semantics in ``callhome.agent.edit``, validation
-in ``callhome.agent.validate``, with-defaults in ``callhome.agent.defaults`` and the confirmed
-commit's rules in ``callhome.agent.confirm``.
+8.7); any other name is ``invalid-value``. The data is XML (``callhome.agent.datastore.xmldata``),
+schemaless unless the device has YANG modules (``schema``, ``callhome.agent.yang.modules``);
+the other modules of this package hold the rest: subtree filters (``subtree``), XPath
+filters (``xpath``), edit-config semantics (``edit``), validation (``validate``),
+with-defaults (``defaults``) and the confirmed commit's rules (``confirm``).
 
 Files
     Each datastore has its own file, replaced atomically on every change
-    (``callhome.agent.persist``): running in ``path``; candidate and startup beside it
+    (``callhome.agent.datastore.persist``): running in ``path``; candidate and startup beside it
     (``running.xml`` -> ``candidate.xml``, ``startup.xml``; see ``persist.sibling``) unless
     given. The candidate file exists only while the candidate has uncommitted changes, the
     startup file only while startup exists (delete-config removes it). While a confirmed commit
@@ -19,7 +18,7 @@ Files
 
 Which file wins when the device starts
     startup if it exists, else a rollback file left by an unconfirmed commit, else running
-    (details in ``callhome.agent.persist``). Uncommitted candidate changes found in the
+    (details in ``callhome.agent.datastore.persist``). Uncommitted candidate changes found in the
     candidate file count as made by session 0 until a commit or discard-changes.
 
 Candidate
@@ -37,7 +36,7 @@ Confirmed commit
     to it when the timeout expires, when cancel-commit is issued, or (without ``persist``) when
     the issuing session ends, e.g. when the call-home connection drops. While one is pending, a
     lock on running is refused to every session but the issuing one. Rules on who may confirm,
-    extend or cancel are in ``callhome.agent.confirm``.
+    extend or cancel are in ``callhome.agent.datastore.confirm``.
 
 Locks
     Lock holders are session ids; the device's own code (``session_id`` None) counts as
@@ -45,7 +44,7 @@ Locks
     several threads.
 
 Stored trees are never changed in place: every change installs a new tree. Listeners
-(``callhome.agent.events``) hear of every change and of every confirmed-commit event.
+(``callhome.agent.datastore.events``) hear of every change and of every confirmed-commit event.
 """
 
 from __future__ import annotations
@@ -62,7 +61,7 @@ from typing import Final, TypeAlias
 
 from lxml import etree
 
-from callhome.agent.confirm import (
+from callhome.agent.datastore.confirm import (
     DEFAULT_CONFIRM_TIMEOUT,
     Clock,
     ConfirmedCommitInfo,
@@ -70,8 +69,8 @@ from callhome.agent.confirm import (
     Schedule,
     default_schedule,
 )
-from callhome.agent.defaults import Defaults, check_mode
-from callhome.agent.edit import (
+from callhome.agent.datastore.defaults import Defaults, check_mode
+from callhome.agent.datastore.edit import (
     DEFAULT_OPERATIONS,
     ERROR_OPTIONS,
     TEST_OPTIONS,
@@ -79,7 +78,7 @@ from callhome.agent.edit import (
     EditFailed,
     invalid_option,
 )
-from callhome.agent.events import (
+from callhome.agent.datastore.events import (
     ChangeEvent,
     ChangeListener,
     CommitListener,
@@ -87,11 +86,11 @@ from callhome.agent.events import (
     ConfirmEvent,
     EditTarget,
 )
-from callhome.agent.persist import load_datastores, remove_file, sibling, write_atomically
-from callhome.agent.subtree import SubtreeFilter
-from callhome.agent.validate import Checker, SchemaValidator, inline_config
-from callhome.agent.xmldata import NETCONF_BASE_NS, count, empty_root
-from callhome.agent.xpath_filter import XPathFilter
+from callhome.agent.datastore.persist import load_datastores, remove_file, sibling, write_atomically
+from callhome.agent.datastore.subtree import SubtreeFilter
+from callhome.agent.datastore.validate import Checker, SchemaValidator, inline_config
+from callhome.agent.datastore.xmldata import NETCONF_BASE_NS, count, empty_root
+from callhome.agent.datastore.xpath import XPathFilter
 from callhome.errors import ErrorTag, ErrorType, RpcError
 
 __all__ = [
@@ -159,13 +158,13 @@ class Datastore:
     ``candidate_path`` and ``startup_path`` default to files beside it. ``state_providers`` are
     called for ``get``; the elements they return are merged into a copy of running.
     ``list_keys`` maps a list entry's qualified name (Clark notation, ``{ns}local``) to the
-    qualified names of its key leaves (see ``callhome.agent.edit``); an empty sequence marks a
+    qualified names of its key leaves (see ``edit``); an empty sequence marks a
     single-instance element. ``defaults`` maps the Clark-name path of a leaf to its default
-    value (see ``callhome.agent.defaults``). ``clock`` and ``schedule`` are the confirmed
-    commit's time (see ``callhome.agent.confirm``). ``schema`` (the device's YANG modules,
-    ``callhome.agent.yang``) validates every new content wherever the list structure is
+    value (see ``defaults``). ``clock`` and ``schedule`` are the confirmed
+    commit's time (see ``callhome.agent.datastore.confirm``). ``schema`` (the device's YANG modules,
+    ``callhome.agent.yang.modules``) validates every new content wherever the list structure is
     checked, unless its modeled data is the same as that of the content it replaces (see
-    ``callhome.agent.validate``).
+    ``callhome.agent.datastore.validate``).
     """
 
     def __init__(
@@ -222,7 +221,7 @@ class Datastore:
 
     @property
     def list_keys(self) -> Mapping[str, tuple[str, ...]]:
-        """The declared lists' key leaves (see ``callhome.agent.edit``)."""
+        """The declared lists' key leaves (see ``callhome.agent.datastore.edit``)."""
         return self._list_keys
 
     @property

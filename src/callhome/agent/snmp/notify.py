@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from callhome.agent.snmp import NotificationSink, SnmpAgent, SnmpResponderChannel
+from callhome.agent.snmp.agent import NotificationSink, SnmpAgent, SnmpResponderChannel
 from callhome.config import SnmpTarget
 from callhome.errors import LocalProtocolError, SessionClosed
 from callhome.proto.snmp import (

@@ -31,7 +31,7 @@ from typing import Any, Final
 
 from lxml import etree
 
-from callhome.agent.xmldata import is_element, is_leaf, namespace, value
+from callhome.agent.datastore.xmldata import is_element, is_leaf, namespace, value
 from callhome.errors import ConfigError, ErrorTag, ErrorType, RpcError
 
 __all__ = [

@@ -61,9 +61,9 @@ from typing import Final
 
 from lxml import etree
 
-from callhome.agent.edit import Edit, EditFailed
-from callhome.agent.managers import ManagerDirectory
-from callhome.agent.xmldata import (
+from callhome.agent.access.managers import ManagerDirectory
+from callhome.agent.datastore.edit import Edit, EditFailed
+from callhome.agent.datastore.xmldata import (
     NETCONF_BASE_NS,
     display_name,
     elements,

@@ -1,7 +1,7 @@
 """What ``:validate:1.1`` checks in schemaless data, and inline ``<config>`` content.
 
 Without a schema the datastore can check the structure rules it was told about (``list_keys``,
-see ``callhome.agent.edit``). For every entry of a declared list:
+see ``callhome.agent.datastore.edit``). For every entry of a declared list:
 
 * each key leaf is present (``missing-element``), once, and is a leaf (``bad-element``);
 * no two sibling entries have the same key values (``operation-failed``, error-app-tag
@@ -12,7 +12,8 @@ Errors are of type application, with the error-path of the offending stored elem
 with the stored prefixes, ``[key='value']`` predicates on declared list entries). Well-formedness
 was checked when the XML was parsed.
 
-With YANG modules (``callhome.agent.yang``), the checker is also given a ``SchemaValidator``:
+With YANG modules (``callhome.agent.yang.modules``), the checker is also given a
+``SchemaValidator``:
 once the structure checks pass, it checks the whole resulting tree against the modules (the
 subtrees in their namespaces; the others stay schemaless). When the caller gives the tree the
 change started from (``before``) and the modeled subtrees are the same in both, the schema
@@ -38,7 +39,7 @@ from typing import Protocol
 
 from lxml import etree
 
-from callhome.agent.xmldata import (
+from callhome.agent.datastore.xmldata import (
     OP_ATTR,
     elements,
     empty_root,
@@ -56,7 +57,7 @@ __all__ = ["Checker", "SchemaValidator", "inline_config"]
 
 
 class SchemaValidator(Protocol):
-    """Checks a whole tree against a schema (``callhome.agent.yang.YangModules``)."""
+    """Checks a whole tree against a schema (``callhome.agent.yang.modules.YangModules``)."""
 
     def validate(self, root: etree._Element) -> list[RpcErrorInfo]:
         """The problems of the ``<data>`` tree ``root``; [] if none."""

@@ -8,7 +8,7 @@ localEngineID of RFC 5343, which is how a manager discovers the engine ID).
 
 :class:`SnmpAgent` is the engine (its :meth:`SnmpAgent.process` is pure: a message in, a
 message out); :meth:`SnmpAgent.open_channel` gives the per-channel driver the SSH server
-feeds. Objects live in a :class:`~callhome.agent.snmp_mib.MibRegistry` (``agent.mib``), to
+feeds. Objects live in a :class:`~callhome.agent.snmp.mib.MibRegistry` (``agent.mib``), to
 which a device's own code may add its own.
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from callhome import __version__ as _version
-from callhome.agent.snmp_mib import (
+from callhome.agent.snmp.mib import (
     SNMP_ENGINE,
     SYSTEM,
     MibRegistry,

@@ -25,7 +25,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 from lxml import etree
 
-from callhome.agent.xmldata import empty_root, local, namespace
+from callhome.agent.datastore.xmldata import empty_root, local, namespace
 
 __all__ = ["ALL", "Selection", "SubtreeFilter", "merge_selection", "render"]
 

@@ -24,8 +24,8 @@ from typing import Final
 
 from lxml import etree
 
-from callhome.agent.subtree import ALL, Selection, render
-from callhome.agent.xmldata import empty_root
+from callhome.agent.datastore.subtree import ALL, Selection, render
+from callhome.agent.datastore.xmldata import empty_root
 from callhome.errors import ErrorTag, ErrorType, RpcError
 
 __all__ = ["XPathFilter", "rewrite"]

@@ -10,13 +10,13 @@ Modules
     conformance-type *import* unless they are implemented too. Submodules are found the same
     way through ``include``. A file must be named ``NAME.yang`` or ``NAME@REVISION.yang``
     (RFC 7950 section 5.2). Their headers are read with yangson's YANG parser; the schema (a
-    libyang context, ``callhome.agent.yang_lib.DataModel``) is built once. Features: ``*``
+    libyang context, ``callhome.agent.yang.libyang.DataModel``) is built once. Features: ``*``
     turns on every feature of every module, ``MODULE:*`` those of one module,
     ``MODULE:FEATURE`` one of them.
 
 Told
     What the device advertises and serves of these modules (hello, YANG library, get-schema)
-    is the job of ``callhome.agent.library.ModuleLibrary``; ``library_modules`` and ``texts``
+    is the job of ``callhome.agent.yang.library.ModuleLibrary``; ``library_modules`` and ``texts``
     give it the modules and their files.
 
 Validation
@@ -24,16 +24,17 @@ Validation
     implemented modules, as configuration (RFC 7950 section 8.3); elements in other namespaces
     stay schemaless and are not looked at. An empty configuration is checked too, so a module
     with a mandatory top-level node needs it. Problems found are reported as in
-    ``callhome.agent.yang_errors``; the first problem libyang finds is reported, one at a time.
+    ``callhome.agent.yang.errors``; the first problem libyang finds is reported, one at a time.
     ``same_modeled(before, after)`` tells whether two trees have the same modeled elements
     (compared serialised, with the namespaces in scope), so that the datastore can skip the
-    check of a change that left them alone (``callhome.agent.validate``).
+    check of a change that left them alone (``callhome.agent.datastore.validate``).
 
 Schema facts for the schemaless machinery
     ``list_keys``: each list's key leaves and, as single-instance elements (empty key list),
-    each container and leaf, by qualified name (``callhome.agent.edit``); a name declared
-    differently in two places is left out. ``defaults``: the default value of each
-    configuration leaf not below a choice, by Clark-name path (``callhome.agent.defaults``).
+    each container and leaf, by qualified name (``callhome.agent.datastore.edit``); a name
+    declared differently in two places is left out. ``defaults``: the default value of each
+    configuration leaf not below a choice, by Clark-name path
+    (``callhome.agent.datastore.defaults``).
 """
 
 from __future__ import annotations
@@ -50,11 +51,12 @@ from typing import Any, Final
 
 from lxml import etree
 
-from callhome.agent.datastore import Datastore
-from callhome.agent.library import LibraryModule
-from callhome.agent.xmldata import empty_root, is_element, namespace
-from callhome.agent.yang_errors import schema_error, unknown_namespace
-from callhome.agent.yang_lib import (
+from callhome.agent.datastore.core import Datastore
+from callhome.agent.datastore.xmldata import empty_root, is_element, namespace
+from callhome.agent.yang.errors import schema_error, unknown_namespace
+from callhome.agent.yang.files import Finder, module_files
+from callhome.agent.yang.library import LibraryModule
+from callhome.agent.yang.libyang import (
     DataModel,
     ModuleHeader,
     SchemaFacts,
@@ -62,7 +64,6 @@ from callhome.agent.yang_lib import (
     schema_facts,
     validate_config,
 )
-from callhome.agent.yang_load import Finder, module_files
 from callhome.config import YangSection
 from callhome.errors import ConfigError, RpcError, RpcErrorInfo
 
