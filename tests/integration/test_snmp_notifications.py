@@ -194,7 +194,7 @@ async def test_immediate_policy_wakes_a_device_in_long_back_off(manager, devices
     dev.start()
     # refused while unknown: the device now waits a minute before it dials again
     deadline = time.monotonic() + 15
-    while dev.agent.plan._failures == 0:
+    while dev.agent.dialer.plan._failures == 0:
         assert time.monotonic() < deadline, "the device never dialed"
         await asyncio.sleep(0.05)
     await approve(manager, dev, "dev1")

@@ -268,7 +268,7 @@ async def test_immediate_trap_wakes_a_device_in_long_back_off(manager, devices):
     dev = devices("now", target("now", "immediate", inform=False), backoff=60.0)
     dev.start()
     deadline = time.monotonic() + 15
-    while dev.agent.plan._failures == 0:  # refused while unknown: a minute's back-off now
+    while dev.agent.dialer.plan._failures == 0:  # refused while unknown: a minute's back-off now
         assert time.monotonic() < deadline, "the device never dialed"
         await asyncio.sleep(0.05)
     done = await asyncio.to_thread(manager.cli, "approve", dev.identity, "--name", "now")

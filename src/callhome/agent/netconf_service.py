@@ -151,8 +151,10 @@ class NetconfService:
         extra_capabilities: Sequence[str] = (),
         notifications: NotificationCenter | None = None,
         nacm: Nacm | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.datastore = datastore
+        self._clock = clock
         self.nacm = nacm
         """NETCONF access control (``callhome.agent.access.nacm``); None: everything allowed."""
         self._principals: dict[int, Principal | None] = {}
@@ -175,8 +177,8 @@ class NetconfService:
         self._validators: list[Validator] = []
         self._extra_operations: dict[str, OperationHandler] = {}
         self._session_end_listeners: list[SessionEndListener] = []
-        self.last_rpc = time.monotonic()
-        """``time.monotonic()`` when the last operation arrived, on any session."""
+        self.last_rpc = clock()
+        """``clock()`` (monotonic) when the last operation arrived, on any session."""
         edit = {"target", "default-operation", "test-option", "error-option", "config", "url"}
         commit = {"confirmed", "confirm-timeout", "persist", "persist-id"}
         # operation name -> (handler, parameters it accepts)
@@ -326,7 +328,7 @@ class NetconfService:
         if session_id not in self._sessions:
             raise LocalProtocolError(f"session {session_id} is not open")
         if not is_liveness_probe(operation):
-            self.last_rpc = time.monotonic()
+            self.last_rpc = self._clock()
         tag = operation.tag if isinstance(operation.tag, str) else ""
         if self.nacm is not None and tag == CREATE_SUBSCRIPTION:
             self.nacm.authorize_rpc(self._principals.get(session_id), session_id, operation)

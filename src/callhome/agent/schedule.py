@@ -28,8 +28,9 @@ from lxml import etree
 from callhome.agent.datastore.core import Datastore
 from callhome.agent.datastore.events import ChangeEvent
 from callhome.agent.datastore.xmldata import CONFIG_TAG, OP_ATTR
-from callhome.config import AgentConfig, parse_hostport
+from callhome.config import AgentConfig
 from callhome.errors import ErrorPath, ErrorTag, RpcError, RpcErrorInfo
+from callhome.net.dial import address_of, model_transport
 from callhome.proto.call_home import CallHomeEndpoint, endpoints_element, read_clients
 from callhome.proto.schedule import (
     NS,
@@ -52,7 +53,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_TRANSPORT = {"reverse-ssh": "ssh", "reverse-tls": "tls"}
 CALL_HOME_LIST_KEYS: Mapping[str, tuple[str, ...]] = {
     f"{{{NS}}}netconf-client": (f"{{{NS}}}name",),
     f"{{{NS}}}endpoint": (f"{{{NS}}}name",),
@@ -64,17 +64,16 @@ def _q(name: str) -> str:
     return f"{{{NS}}}{name}"
 
 
-def clients_of(config: AgentConfig, ports: Mapping[str, int]) -> dict[str, list[CallHomeEndpoint]]:
+def clients_of(config: AgentConfig) -> dict[str, list[CallHomeEndpoint]]:
     """Each call-home client agent.toml names, with its NETCONF endpoints in order (turn and
-    SNMP-over-TLS endpoints have no place in the model and are left out). ``ports``: the
-    default port of each orientation."""
+    SNMP-over-TLS endpoints have no place in the model and are left out)."""
     clients: dict[str, list[CallHomeEndpoint]] = {}
     for e in config.endpoints:
         ends = clients.setdefault(e.client, [])
-        transport = _TRANSPORT.get(e.orientation)
+        transport = model_transport(e.orientation)
         if transport is None or e.service != "netconf":
             continue
-        host, port = parse_hostport(e.address, ports[e.orientation])
+        host, port = address_of(e)
         name = e.name or f"{host}:{port}"
         taken = {x.name for x in ends}
         unique, n = name, 2

@@ -109,7 +109,7 @@ def make_agent(tmp_path: Path, config: dict[str, Any], **snmp: Any) -> Agent:
 async def test_snmp_requests_keep_a_periodic_connection_up_until_idle(
     setup: Setup, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="callhome.agent.service")
+    caplog.set_level(logging.INFO, logger="callhome.agent.dialer")
     setups = setup(tmp_path)
     agent, recorder, how = await anext(setups)
     running = asyncio.create_task(agent.run())

@@ -173,8 +173,8 @@ class SnmpAgent:
         self.unknown_contexts = 0
         self.sink: NotificationSink | None = None
         """Told of channels and Responses; set by the notification originator."""
-        self.last_activity = time.monotonic()
-        """``time.monotonic()`` when a manager's last message (a request, or a Response to an
+        self.last_activity = clock()
+        """``clock()`` (monotonic) when a manager's last message (a request, or a Response to an
         Inform) arrived or a notification last went out, on any channel. RFC 5343 discovery,
         which a manager also sends as a keepalive, is not activity. A periodic schedule's
         idle-timeout counts from it, as from ``NetconfService.last_rpc``."""
@@ -443,7 +443,7 @@ class SnmpResponderChannel:
             self._stream.receive_data(data)
             while (message := self._stream.next_message()) is not None:
                 if not _is_discovery(message):
-                    self._agent.last_activity = time.monotonic()
+                    self._agent.last_activity = self._agent._clock()
                 sink = self._agent.sink
                 if message.pdu.type is PduType.RESPONSE and sink is not None:
                     sink.response_received(self, message)
@@ -467,7 +467,7 @@ class SnmpResponderChannel:
             self._write(data)
         except OSError as exc:
             raise SessionClosed(f"the snmp channel failed: {exc}") from None
-        self._agent.last_activity = time.monotonic()
+        self._agent.last_activity = self._agent._clock()
 
     def feed_eof(self) -> None:
         self._shut()
@@ -497,6 +497,7 @@ def build_agent(
     *,
     sysfs: Path = Path("/sys/class/net"),
     groups_of: Callable[[str], tuple[str, ...]] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> SnmpAgent:
     """The SNMP engine the ``[snmp]`` section describes, with its state file loaded."""
     section: AgentSnmpSection = config.snmp
@@ -525,6 +526,7 @@ def build_agent(
             if u.group
         },
         groups_of=groups_of,
+        clock=clock,
     )
     register_system(registry, agent, state, section, sys_object_id)
     if section.interfaces:
