@@ -546,6 +546,11 @@ class Manager:
             session, dict(job.payload), modules, self.dialled(session), send
         )
 
+    def display_name(self, key: str) -> str:
+        """The name of the device known by ``key`` (a name or an identity), else ``key``."""
+        device = self._device_for(key)
+        return device.name if device is not None and device.name else key
+
     def _device_for(self, key: str) -> Device | None:
         """The registry's record of a device, by fingerprint or name."""
         device = self.devices.get(key)
