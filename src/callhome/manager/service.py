@@ -206,7 +206,7 @@ class Manager:
             await listener.close()
         await self.jobs.stop()
         for session in list(self.sessions.values()):
-            session.close_transport()
+            session.close_for("the manager stopped")
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -314,14 +314,14 @@ class Manager:
         device = self.devices.get(fp)
         if device is None or not device.approved or device.name is None:
             # forgotten or rejected while the handshake ran
-            session.close_transport()
+            session.close_for("not approved any more")
             return
         session.name = device.name
         self.notifications.session_ready(session)
         old = self.sessions.get(fp)
         self.sessions[fp] = session
         if old is not None:
-            old.close_transport()
+            old.close_for(f"replaced by a new connection from {session.address}")
         self.devices[fp] = await self.store.mark_online(
             fp,
             time.time(),
@@ -404,7 +404,7 @@ class Manager:
         self.devices[fingerprint] = device
         session = self.sessions.get(fingerprint)
         if session is not None:
-            session.close_transport()
+            session.close_for(f"rejected by {actor}")
         await self.store.record_audit(actor, "reject", fingerprint, now)
         await self._event(EventKind.REJECTED, device=device.name, fingerprint=fingerprint)
         return device
@@ -428,7 +428,7 @@ class Manager:
         self.modules.forget(device.fingerprint)
         session = self.sessions.get(device.fingerprint)
         if session is not None:
-            session.close_transport()
+            session.close_for(f"forgotten by {actor}")
         now = time.time()
         await self.store.record_audit(
             actor, "forget", name, now, {"fingerprint": device.fingerprint}
