@@ -139,6 +139,23 @@ class ManagerSection(_Model):
     max_unauthenticated: int = Field(
         256, ge=1, description="Connections allowed at once in handshake (flood guard)."
     )
+    max_pending: int = Field(
+        1000,
+        ge=1,
+        description="Pending devices (unknown keys that called, waiting for approval) kept "
+        "at most; past it the least recently seen are forgotten, a pending-evicted event "
+        "saying how many (a device evicted is pending again when it calls again).",
+    )
+    log_interval: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds over which the log lines of connects, disconnects, refusals and "
+        "protocol errors are limited: one per kind and device (or host), and log_burst per "
+        "kind; those held back are counted in the next line.",
+    )
+    log_burst: int = Field(
+        20, ge=1, description="Log lines of one kind (connects ...) written per log_interval."
+    )
     periodic_linger: float | None = Field(
         5.0,
         description="Seconds a periodic device's NETCONF session is kept once there is nothing "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -129,19 +130,30 @@ async def failures(manager: Manager) -> list[Event]:
     ids=["too-large", "malformed", "cut-short"],
 )
 async def test_a_hostile_hello_is_recorded_as_what_it_was(
-    manager: Manager, payload: bytes, close_after: bool, reason: str
+    manager: Manager,
+    payload: bytes,
+    close_after: bool,
+    reason: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="callhome.manager.service")
     device = await hostile_device(manager, payload, close_after=close_after)
     await asyncio.wait_for(device.wait_closed(), 15)  # the manager hung up
     (event,) = await until(lambda: failures(manager))
     assert event.kind == "protocol-error" and event.device == "hostile"
     assert event.detail["reason"].startswith(reason), event.detail
     assert "hostile" not in manager.sessions
+    (line,) = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert line.startswith(f"handshake with {event.detail['address']} (hostile) failed: {reason}")
 
 
-async def test_a_session_the_manager_ends_says_why(manager: Manager) -> None:
+async def test_a_session_the_manager_ends_says_why(
+    manager: Manager, caplog: pytest.LogCaptureFixture
+) -> None:
     """A session the manager closes (here: its key is rejected) is disconnected for that
-    reason, not for the "connection closed" the transport reports after it."""
+    reason, not for the "connection closed" the transport reports after it; the log has a
+    line for the connect and one for the disconnect."""
+    caplog.set_level(logging.INFO, logger="callhome.manager.service")
     good = b"""<hello xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><capabilities>
         <capability>urn:ietf:params:netconf:base:1.0</capability></capabilities>
         <session-id>4</session-id></hello>]]>]]>"""
@@ -151,6 +163,11 @@ async def test_a_session_the_manager_ends_says_why(manager: Manager) -> None:
     await asyncio.wait_for(device.wait_closed(), 15)
     (gone,) = await until(lambda: manager.store.list_events(kinds=["disconnected"]))
     assert gone.detail["reason"] == "rejected by token:alice"
+    fp, address = session.fingerprint, session.address
+    assert [r.getMessage() for r in caplog.records if "connected" in r.getMessage()] == [
+        f"device hostile ({fp}) connected from {address} over reverse-ssh",
+        f"device hostile ({fp}) disconnected: rejected by token:alice",
+    ]
 
 
 class Quiet:
