@@ -127,6 +127,17 @@ class EventKind(StrEnum):
     REJECTED = "rejected"
     FORGOTTEN = "forgotten"
     REFUSED = "refused-connection"
+    PENDING_EVICTED = "pending-evicted"
+    """Pending devices forgotten to keep within ``max_pending``; detail ``count``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Noted:
+    """What ``Store.note_pending`` did: the device as now recorded, and the fingerprints
+    of the pending devices it forgot to keep within the cap (least recently seen first)."""
+
+    device: Device
+    evicted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
