@@ -60,6 +60,8 @@ from callhome.config.manager import (
     ManagerSnmpSection,
     ManagerTlsSection,
     ManagerTurnSection,
+    RetentionRule,
+    RetentionSection,
     Right,
     TerminalSection,
 )
@@ -93,6 +95,8 @@ __all__ = [
     "ManagerTurnSection",
     "MapType",
     "ReconnectConfig",
+    "RetentionRule",
+    "RetentionSection",
     "Right",
     "SnmpTarget",
     "SnmpUser",

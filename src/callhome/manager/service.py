@@ -43,6 +43,7 @@ from callhome.manager.modules import ModuleCatalog
 from callhome.manager.notifications import EVENT_KIND as NOTIFICATION_EVENT
 from callhome.manager.notifications import NetconfNotifications
 from callhome.manager.periodic import Activity, PeriodicSessions
+from callhome.manager.retention import Retention
 from callhome.manager.schedule import EVENT_KIND as SCHEDULE_EVENT
 from callhome.manager.schedule import ScheduleWatcher
 from callhome.manager.schedule_job import KIND as SCHEDULE_JOB
@@ -77,6 +78,7 @@ class Manager:
         self._noted: dict[tuple[str, str], float] = {}
         self.log_notes = LogLimiter(config.manager.log_interval, config.manager.log_burst)
         """Limits the log lines of connects, disconnects, refusals and protocol errors."""
+        self.retention = Retention(store, config.retention)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: ReverseSshListener | None = None
         self._more_listeners: list[ReverseTlsListener | TurnListener] = []
@@ -127,6 +129,7 @@ class Manager:
         recovered = await self.jobs.start()
         if recovered:
             log.info("recovered %d jobs that were running when the manager stopped", len(recovered))
+        self._spawn(self.retention.run())  # prunes now, then every [retention] interval
         self._listener = ReverseSshListener(
             self,
             ManagerSshSettings(
@@ -320,10 +323,24 @@ class Manager:
         return True
 
     async def _note_unknown(self, identity: Identity, address: str, now: float) -> None:
-        device = await self.store.note_unknown(
-            identity.fingerprint, identity.key_type, address, now
+        cap = self.config.manager.max_pending
+        noted = await self.store.note_pending(
+            identity.fingerprint, identity.key_type, address, now, max_pending=cap
         )
+        device = noted.device
         self.devices[device.fingerprint] = device
+        for evicted in noted.evicted:
+            known = self.devices.get(evicted)
+            if known is not None and known.status is DeviceStatus.PENDING:  # not approved since
+                del self.devices[evicted]
+        if noted.evicted:
+            self._note(
+                EventKind.PENDING_EVICTED,
+                "",
+                "%d pending devices forgotten, the least recently seen (max_pending is %d)",
+                len(noted.evicted),
+                cap,
+            )
         await self._event(
             EventKind.UNKNOWN_DEVICE,
             fingerprint=identity.fingerprint,

@@ -73,9 +73,10 @@ class Store(JobStore, Protocol):
         """:meth:`note_unknown`, keeping at most ``max_pending`` PENDING devices.
 
         When a new one makes more, the least recently seen others (``last_seen``, then the
-        oldest record) are deleted in the same transaction, and one ``pending-evicted``
-        event records how many (detail ``count`` and ``max_pending``); their fingerprints
-        are in the answer. REFUSED and approved devices are never evicted nor counted.
+        oldest record) are deleted in the same transaction, down to nine tenths of the cap
+        (``after_eviction``: a flood evicts in batches), and one ``pending-evicted`` event
+        records how many (detail ``count`` and ``max_pending``); their fingerprints are in
+        the answer. REFUSED and approved devices are never evicted nor counted.
         """
         ...
 

@@ -22,6 +22,7 @@ from callhome.storage.model import (
     EventKind,
     Noted,
     Schedule,
+    after_eviction,
     json_detail,
     stored_schedule,
 )
@@ -102,9 +103,9 @@ class MemoryStore(MemoryJobsMixin):
         if device.status is not DeviceStatus.PENDING:
             return Noted(device)
         pending = [d for d in self._devices.values() if d.status is DeviceStatus.PENDING]
-        excess = len(pending) - max_pending
-        if excess <= 0:
+        if len(pending) <= max_pending:
             return Noted(device)
+        excess = len(pending) - after_eviction(max_pending)
         order = {fp: n for n, fp in enumerate(self._devices)}
         others = [d for d in pending if d.fingerprint != fingerprint]
         others.sort(key=lambda d: (d.last_seen, order[d.fingerprint]))

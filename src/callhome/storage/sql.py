@@ -65,6 +65,7 @@ from callhome.storage.model import (
     Noted,
     Schedule,
     ScheduleKind,
+    after_eviction,
     json_detail,
     stored_schedule,
 )
@@ -469,9 +470,10 @@ def _note_pending(
     device = _note_unknown(conn, fingerprint, key_type, address, now)
     if device.status is not DeviceStatus.PENDING:
         return Noted(device)
-    excess = conn.execute(_COUNT_PENDING).scalar_one() - max_pending
-    if excess <= 0:
+    pending: int = conn.execute(_COUNT_PENDING).scalar_one()
+    if pending <= max_pending:
         return Noted(device)
+    excess = pending - after_eviction(max_pending)
     oldest = (
         select(devices.c.fingerprint)
         .where(_IS_PENDING, devices.c.fingerprint != fingerprint)

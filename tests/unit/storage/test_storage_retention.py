@@ -62,6 +62,16 @@ async def test_a_lower_cap_evicts_in_one_batch_and_one_event(store: Store) -> No
     assert [e.detail["count"] for e in events] == [5]
 
 
+async def test_a_flood_evicts_in_batches_down_to_nine_tenths(store: Store) -> None:
+    for n in range(40):
+        await store.note_pending(fp(n), "ssh-ed25519", None, T0 + n, max_pending=20)
+    # the 21st leaves 18 (3 evicted), and so does every third after it: 21 evicted in 7
+    # batches, with an event each, where one by one would have made 20
+    events = await store.list_events(kinds=[EventKind.PENDING_EVICTED])
+    assert [e.detail["count"] for e in events] == [3] * 7
+    assert [d.fingerprint for d in await store.list_devices()] == [fp(n) for n in range(21, 40)]
+
+
 async def test_known_devices_are_not_capped(store: Store) -> None:
     await store.note_pending(fp(1), "ssh-ed25519", None, T0, max_pending=1)
     await store.approve(fp(1), "r1", T0)
