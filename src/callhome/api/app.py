@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from lxml import etree
 from pydantic import BaseModel, Field
@@ -33,7 +33,7 @@ from callhome.manager.schedule_job import schedule_payload
 from callhome.manager.service import Manager
 from callhome.proto.netconf import messages
 from callhome.storage import Device, Event
-from callhome.storage.jobs import Job, JobState
+from callhome.storage.jobs import Job, JobState, JobSummary
 
 
 def schedule_json(d: Device, now: float) -> dict[str, Any]:
@@ -204,6 +204,26 @@ def job_json(j: Job, mibs: MibNames | None = None) -> dict[str, Any]:
         "read_only": j.read_only,
         "payload": dict(j.payload),
         "result": result,
+    }
+
+
+def job_summary_json(j: JobSummary) -> dict[str, Any]:
+    """A job in a listing: what ``job_json`` has but its payload and result, and the size
+    of its result (``result_size``: characters of its JSON, 0 while it has none)."""
+    return {
+        "id": j.id,
+        "device": j.device,
+        "kind": j.kind,
+        "operation": j.operation,
+        "state": j.state.value,
+        "actor": j.actor,
+        "created": j.created,
+        "not_before": j.not_before,
+        "expires": j.expires,
+        "updated": j.updated,
+        "attempts": j.attempts,
+        "read_only": j.read_only,
+        "result_size": j.result_size,
     }
 
 
@@ -401,18 +421,26 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
 
     @app.get("/v1/jobs")
     async def jobs(
+        request: Request,
+        response: Response,
         who: Actor,
         device: str | None = None,
         state: JobState | None = None,
         after: int | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        """Jobs with id above ``after``, or the newest ``limit`` when ``after`` is not given."""
+        """Job summaries (no payload, no result: ``GET /v1/jobs/{id}`` has them), oldest
+        first: those with id above ``after``, or the newest ``limit`` when ``after`` is not
+        given. A full page after ``after`` links the next (``Link: <...>; rel="next"``,
+        ``after`` its last id)."""
         limit = max(1, min(limit, 1000))
-        found = await manager.store.list_jobs(
+        found = await manager.store.list_job_summaries(
             device=device, state=state, after_id=after or 0, limit=limit, newest=after is None
         )
-        return [job_json(j, manager.mibs) for j in found]
+        if after is not None and len(found) == limit:
+            following = request.url.include_query_params(after=found[-1].id, limit=limit)
+            response.headers["Link"] = f'<{following}>; rel="next"'
+        return [job_summary_json(j) for j in found]
 
     @app.get("/v1/jobs/{job_id}")
     async def job(job_id: int, who: Actor, wait: float = 0) -> dict[str, Any]:
