@@ -21,8 +21,12 @@ import secrets
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import (
+    RequestValidationError,
+    ValidationException,
+    WebSocketRequestValidationError,
+)
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -86,14 +90,29 @@ def error_response(exc: Exception) -> JSONResponse:
     return response
 
 
-def validation_response(exc: RequestValidationError) -> JSONResponse:
-    """A request that does not fit its model: 400, each problem named by where it is."""
+def validation_message(exc: ValidationException) -> str:
+    """Each problem of a request that does not fit its model, named by where it is."""
     problems = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()))
         problems.append(f"{where}: {err.get('msg', 'invalid')}" if where else err.get("msg", ""))
-    message = "; ".join(problems) or "invalid request"
-    return JSONResponse({"error": "InvalidRequest", "message": message}, status_code=400)
+    return "; ".join(problems) or "invalid request"
+
+
+def validation_response(exc: ValidationException) -> JSONResponse:
+    """A request that does not fit its model: 400 with ``validation_message``."""
+    body = {"error": "InvalidRequest", "message": validation_message(exc)}
+    return JSONResponse(body, status_code=400)
+
+
+async def deny(websocket: WebSocket, response: JSONResponse, why: str) -> None:
+    """Refuse a WebSocket not accepted yet: ``response`` instead of the upgrade (on a server
+    without the denial extension, a close with code 4000 + its status and ``why``)."""
+    log.debug("WebSocket %s refused: %d", websocket.url.path, response.status_code)
+    try:
+        await websocket.send_denial_response(response)
+    except RuntimeError:
+        await websocket.close(code=4000 + response.status_code, reason=why[:120])
 
 
 def new_request_id() -> str:
@@ -127,9 +146,15 @@ def install(app: FastAPI) -> None:
         log.debug("%s %s refused: invalid request", request.method, request.url.path)
         return validation_response(exc)
 
+    async def invalid_websocket(websocket: WebSocket, exc: Exception) -> None:
+        assert isinstance(exc, WebSocketRequestValidationError)
+        response = validation_response(exc)
+        await deny(websocket, response, validation_message(exc))
+
     for cls in ANSWERED:
         app.add_exception_handler(cls, refused)
     app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(WebSocketRequestValidationError, invalid_websocket)
     app.add_middleware(CatchBugs)
 
 

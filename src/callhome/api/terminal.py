@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -23,13 +22,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from callhome.api import errors
 from callhome.api.auth import Forbidden, TokenSet
-from callhome.api.errors import ANSWERED, error_response
+from callhome.api.errors import ANSWERED
 from callhome.errors import AuthError
 from callhome.manager.service import Manager
 from callhome.manager.terminal import Bridge, TerminalService
-
-log = logging.getLogger(__name__)
 
 
 class _Link:
@@ -71,17 +69,7 @@ def terminal_router(manager: Manager) -> APIRouter:
     service = TerminalService(manager)
 
     async def deny(websocket: WebSocket, exc: Exception) -> None:
-        response = error_response(exc)
-        log.debug(
-            "WebSocket %s refused: %d %s",
-            websocket.url.path,
-            response.status_code,
-            type(exc).__name__,
-        )
-        try:
-            await websocket.send_denial_response(response)
-        except RuntimeError:  # a server without the denial extension
-            await websocket.close(code=4000 + response.status_code, reason=str(exc)[:120])
+        await errors.deny(websocket, errors.error_response(exc), str(exc))
 
     async def serve(
         websocket: WebSocket,

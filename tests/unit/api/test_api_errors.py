@@ -213,6 +213,7 @@ async def test_refused_websockets_say_why_and_log_no_error(
         ("/v1/devices/nosuch/terminal", TOKEN, 404, "UnknownDevice"),
         ("/v1/devices/dev1/forward?port=22", TOKEN, 409, "DeviceOffline"),
         ("/v1/devices/dev1/exec?command=", TOKEN, 400, "ConfigError"),
+        ("/v1/devices/dev1/terminal?cols=0", TOKEN, 400, "InvalidRequest"),
     ]
     async with serving(manager) as url:
         for path, token, status, kind in cases:
