@@ -230,6 +230,10 @@ def test_token_without_terminal_right_is_refused(tmp_path, make_agent):
         )
         ok = m.cli("exec", "dev1", "--", "true", input="")  # the admin token has every right
         assert ok.returncode == 0, ok.stderr
+        refusals = [e for e in audit(m) if e["action"] == "refused exec"]
+        assert [e["actor"] for e in refusals] == ["token:reader", "token:reader"]
+        assert "does not have the 'terminal' right" in refusals[0]["detail"]["reason"]
+        assert refusals[0]["detail"]["command"] == "true"
         agent.stop()
     finally:
         m.stop()
@@ -246,6 +250,15 @@ def test_device_away_is_said_at_once(manager, device):
         assert time.monotonic() - started < 10
     r = manager.cli("exec", "nosuch", "--", "true", input="")
     assert r.returncode == 255 and "no device named 'nosuch'" in r.stderr
+    refused = [e for e in audit(manager) if e["action"].startswith("refused ")]
+    assert [(e["action"], e["target"]) for e in refused] == [
+        ("refused terminal", "dev1"),
+        ("refused exec", "dev1"),
+        ("refused forward", "dev1"),
+        ("refused exec", "nosuch"),
+    ]
+    assert refused[0]["detail"]["reason"] == "device 'dev1' is not connected"
+    assert refused[2]["detail"]["target"] == "127.0.0.1:22"
 
 
 def test_refused_when_the_device_allows_nothing(manager, make_agent):
@@ -255,6 +268,10 @@ def test_refused_when_the_device_allows_nothing(manager, make_agent):
     assert r.returncode == 255 and "not allowed to this manager's key" in r.stderr
     r = manager.cli("connect", "dev1", "22", input="")
     assert r.returncode == 255 and "not allowed" in r.stderr
+    refused = {e["action"]: e["detail"] for e in audit(manager) if e["action"].startswith("ref")}
+    assert set(refused) == {"refused exec", "refused forward"}
+    assert refused["refused exec"]["error"] == "ServiceRefused"
+    assert "not allowed to this manager's key" in refused["refused exec"]["reason"]
     netconf_still_works(manager, "dev1", "nothing-allowed")
 
 

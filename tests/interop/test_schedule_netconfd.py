@@ -82,7 +82,8 @@ def test_schedule_edits_netconfds_own_entry_for_this_manager(
             "lab": "persistent {}",
         }
         jobs = manager.api("GET", "/v1/jobs", params={"device": "yuma"}).json()
-        (job,) = [j for j in jobs if j["kind"] == "schedule"]
+        (listed,) = [j for j in jobs if j["kind"] == "schedule"]
+        job = manager.api("GET", f"/v1/jobs/{listed['id']}").json()  # with its result
         assert job["result"]["client"] == "corp-noc"
         assert job["result"]["revision"] == "2023-12-28"
 
@@ -106,7 +107,8 @@ def test_a_server_without_ietf_netconf_server_is_told_so(
         refused = manager.cli("schedule", "yuma", "--persistent")
         assert refused.returncode == 1
         assert "does not implement ietf-netconf-server" in refused.stderr
-        sent = manager.api("GET", "/v1/jobs", params={"device": "yuma", "limit": 1}).json()[0]
+        listed = manager.api("GET", "/v1/jobs", params={"device": "yuma", "limit": 1}).json()[0]
+        sent = manager.api("GET", f"/v1/jobs/{listed['id']}").json()
         assert sent["state"] == "failed" and "reply" not in sent["result"]  # nothing was sent
     finally:
         socat.stop()  # type: ignore[attr-defined]

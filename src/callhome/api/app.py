@@ -1,7 +1,8 @@
 """The manager's HTTP API: what the CLI (and any operator tool) talks to.
 
 Every route but ``/v1/health`` needs ``Authorization: Bearer <token>``. Errors are mapped
-to HTTP in one place (``_error_response``) and always carry ``{"error": kind, "message": ...}``.
+to HTTP in one place (:mod:`callhome.api.errors`) and always carry
+``{"error": kind, "message": ...}``; a refusal is an answer, never a logged traceback.
 Malformed operator input (a body that does not validate, a filter or config that is not
 well-formed XML, a datastore or identity that cannot be one) is HTTP 400 with the reason,
 and nothing is queued.
@@ -11,34 +12,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from lxml import etree
 from pydantic import BaseModel, Field
 
-from callhome.api.auth import Forbidden, TokenSet
+from callhome.api import errors
+from callhome.api.auth import TokenSet
 from callhome.api.terminal import terminal_router
 from callhome.config import ApiToken
-from callhome.errors import (
-    AuthError,
-    CallHomeError,
-    ConfigError,
-    Conflict,
-    DeviceError,
-    DeviceOffline,
-    LocalProtocolError,
-    NotFound,
-    ProtocolError,
-    RpcError,
-    ServiceRefused,
-    SessionClosed,
-    UnknownDevice,
-)
+from callhome.errors import ConfigError, LocalProtocolError, ProtocolError
 from callhome.identity import is_identity, parse_identity
 from callhome.manager import snmp as snmp_jobs
 from callhome.manager.mibs import MibNames
@@ -48,45 +33,7 @@ from callhome.manager.schedule_job import schedule_payload
 from callhome.manager.service import Manager
 from callhome.proto.netconf import messages
 from callhome.storage import Device, Event
-from callhome.storage.jobs import Job, JobState
-
-_STATUS: list[tuple[type[Exception], int]] = [
-    (AuthError, 403),
-    (UnknownDevice, 404),
-    (NotFound, 404),
-    (DeviceOffline, 409),
-    (Conflict, 409),
-    (RpcError, 422),
-    (ConfigError, 400),
-    (ServiceRefused, 403),
-    (DeviceError, 409),
-    (ProtocolError, 502),
-    (SessionClosed, 502),
-    (TimeoutError, 504),
-    (CallHomeError, 500),
-]
-
-
-def _error_response(exc: Exception) -> JSONResponse:
-    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
-    body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc) or type(exc).__name__}
-    if isinstance(exc, RpcError):
-        body["rpc_errors"] = [
-            {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(e).items()}
-            for e in exc.errors
-        ]
-        body["reply"] = exc.reply_xml
-    return JSONResponse(body, status_code=status)
-
-
-def _validation_response(exc: RequestValidationError) -> JSONResponse:
-    """A request that does not fit its model: 400, each problem named by where it is."""
-    problems = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()))
-        problems.append(f"{where}: {err.get('msg', 'invalid')}" if where else err.get("msg", ""))
-    message = "; ".join(problems) or "invalid request"
-    return JSONResponse({"error": "InvalidRequest", "message": message}, status_code=400)
+from callhome.storage.jobs import Job, JobState, JobSummary
 
 
 def schedule_json(d: Device, now: float) -> dict[str, Any]:
@@ -260,6 +207,26 @@ def job_json(j: Job, mibs: MibNames | None = None) -> dict[str, Any]:
     }
 
 
+def job_summary_json(j: JobSummary) -> dict[str, Any]:
+    """A job in a listing: what ``job_json`` has but its payload and result, and the size
+    of its result (``result_size``: characters of its JSON, 0 while it has none)."""
+    return {
+        "id": j.id,
+        "device": j.device,
+        "kind": j.kind,
+        "operation": j.operation,
+        "state": j.state.value,
+        "actor": j.actor,
+        "created": j.created,
+        "not_before": j.not_before,
+        "expires": j.expires,
+        "updated": j.updated,
+        "attempts": j.attempts,
+        "read_only": j.read_only,
+        "result_size": j.result_size,
+    }
+
+
 DATASTORES = ("running", "candidate", "startup")
 """The configuration datastores an operation may name (RFC 6241); a name with ``:`` is a URL."""
 
@@ -347,19 +314,8 @@ Actor = Annotated[str, Depends(_authorized)]
 def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) -> FastAPI:
     app = FastAPI(title="callhome manager", version="1")
     app.state.tokens = TokenSet(token, tokens)
-    app.include_router(terminal_router(manager, _error_response))
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _validation_response(exc)
-
-    @app.exception_handler(Exception)
-    async def _handle(request: Request, exc: Exception) -> JSONResponse:
-        response = _error_response(exc)
-        if isinstance(exc, AuthError) and not isinstance(exc, Forbidden):
-            response.status_code = 401
-            response.headers["WWW-Authenticate"] = "Bearer"
-        return response
+    errors.install(app)
+    app.include_router(terminal_router(manager))
 
     @app.get("/v1/health")
     async def health() -> dict[str, Any]:
@@ -465,18 +421,26 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
 
     @app.get("/v1/jobs")
     async def jobs(
+        request: Request,
+        response: Response,
         who: Actor,
         device: str | None = None,
         state: JobState | None = None,
         after: int | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        """Jobs with id above ``after``, or the newest ``limit`` when ``after`` is not given."""
+        """Job summaries (no payload, no result: ``GET /v1/jobs/{id}`` has them), oldest
+        first: those with id above ``after``, or the newest ``limit`` when ``after`` is not
+        given. A full page after ``after`` links the next (``Link: <...>; rel="next"``,
+        ``after`` its last id)."""
         limit = max(1, min(limit, 1000))
-        found = await manager.store.list_jobs(
+        found = await manager.store.list_job_summaries(
             device=device, state=state, after_id=after or 0, limit=limit, newest=after is None
         )
-        return [job_json(j, manager.mibs) for j in found]
+        if after is not None and len(found) == limit:
+            following = request.url.include_query_params(after=found[-1].id, limit=limit)
+            response.headers["Link"] = f'<{following}>; rel="next"'
+        return [job_summary_json(j) for j in found]
 
     @app.get("/v1/jobs/{job_id}")
     async def job(job_id: int, who: Actor, wait: float = 0) -> dict[str, Any]:

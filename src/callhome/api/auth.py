@@ -27,7 +27,12 @@ ALL_RIGHTS = frozenset({"read", "operate", "terminal"})
 
 
 class Forbidden(AuthError):
-    """A valid token without the right asked for (HTTP 403, where AuthError is 401)."""
+    """A valid token without the right asked for (HTTP 403, where AuthError is 401);
+    ``actor`` is who holds the token."""
+
+    def __init__(self, message: str, actor: str) -> None:
+        super().__init__(message)
+        self.actor = actor
 
 
 @dataclass(frozen=True)
@@ -73,5 +78,5 @@ class TokenSet:
         if principal is None:
             raise AuthError("a valid bearer token is required")
         if right not in principal.rights:
-            raise Forbidden(f"{principal.actor} does not have the {right!r} right")
+            raise Forbidden(f"{principal.actor} does not have the {right!r} right", principal.actor)
         return principal

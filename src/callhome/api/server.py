@@ -9,8 +9,11 @@ import secrets
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from callhome.api.app import create_app
 from callhome.config import DEFAULT_API_PORT, ManagerConfig, load_api_tokens, parse_hostport
@@ -27,6 +30,33 @@ class _ApiServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+class _WebSockets(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, its handshake counted as done once a denial response
+    (an HTTP answer instead of the upgrade: how a refused terminal is told why) has been
+    sent. Without that, uvicorn logs "ASGI callable returned without completing handshake"
+    at ERROR for every refusal, as its wsproto protocol does not."""
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+            self.handshake_complete = True
+
+
+def api_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
+    """The HTTP server of the API (not started): refusals and access are not logged by it."""
+    return _ApiServer(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ws=_WebSockets,
+        )
+    )
 
 
 def ensure_token(path: Path) -> str:
@@ -51,16 +81,8 @@ async def serve_manager(config: ManagerConfig, *, ready: asyncio.Event | None = 
     await manager.start()
     token = ensure_token(config.path(config.api.token_file))
     host, port = parse_hostport(config.api.listen, DEFAULT_API_PORT)
-    server = _ApiServer(
-        uvicorn.Config(
-            create_app(manager, token, load_api_tokens(config.path(config.api.tokens_file))),
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-        )
-    )
+    app = create_app(manager, token, load_api_tokens(config.path(config.api.tokens_file)))
+    server = api_server(app, host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -4,7 +4,11 @@
 and ``/v1/devices/{name}/forward?port=22[&host=127.0.0.1]`` need a token with the ``terminal``
 right. Whatever goes wrong before the bridge starts (bad token, device away, the device
 refusing) is answered as a plain HTTP error with the usual JSON body, instead of the
-WebSocket handshake; the message protocol after it is described in callhome.manager.terminal.
+WebSocket handshake (on a server without the denial extension, a close with code 4000 +
+the HTTP status and the message as reason). A refusal to a token (no right, device away,
+device refusing) is audited as ``refused terminal`` (``exec``, ``forward``); a request
+without a valid token is not (it names nobody). The message protocol after the handshake
+is described in callhome.manager.terminal.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, WebSocket
-from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from callhome.api import errors
 from callhome.api.auth import Forbidden, TokenSet
+from callhome.api.errors import ANSWERED
 from callhome.errors import AuthError
 from callhome.manager.service import Manager
 from callhome.manager.terminal import Bridge, TerminalService
@@ -59,27 +64,33 @@ class _Link:
                 return control
 
 
-def terminal_router(
-    manager: Manager, error_response: Callable[[Exception], JSONResponse]
-) -> APIRouter:
+def terminal_router(manager: Manager) -> APIRouter:
     router = APIRouter()
     service = TerminalService(manager)
 
     async def deny(websocket: WebSocket, exc: Exception) -> None:
-        response = error_response(exc)
-        if isinstance(exc, AuthError) and not isinstance(exc, Forbidden):
-            response.status_code = 401
-        try:
-            await websocket.send_denial_response(response)
-        except RuntimeError:  # a server without the denial extension
-            await websocket.close(code=1008, reason=str(exc)[:120])
+        await errors.deny(websocket, errors.error_response(exc), str(exc))
 
-    async def serve(websocket: WebSocket, opener: Callable[[str], Awaitable[Bridge]]) -> None:
+    async def serve(
+        websocket: WebSocket,
+        kind: str,
+        name: str,
+        detail: dict[str, Any],
+        opener: Callable[[str], Awaitable[Bridge]],
+    ) -> None:
         tokens: TokenSet = websocket.app.state.tokens
         try:
             principal = tokens.authorize(websocket.headers.get("authorization"), "terminal")
-            bridge = await opener(principal.actor)
-        except Exception as exc:
+        except Forbidden as exc:
+            await service.audit_refused(kind, name, exc.actor, exc, detail)
+            await deny(websocket, exc)
+            return
+        except AuthError as exc:
+            await deny(websocket, exc)
+            return
+        try:
+            bridge = await opener(principal.actor)  # audits its own refusals
+        except ANSWERED as exc:
             await deny(websocket, exc)
             return
         try:
@@ -101,19 +112,36 @@ def terminal_router(
         cols: Annotated[int, Query(ge=1, le=9999)] = 80,
         rows: Annotated[int, Query(ge=1, le=9999)] = 24,
     ) -> None:
+        term = term[:64]
         await serve(
-            websocket, lambda actor: service.open_terminal(name, actor, term[:64], cols, rows)
+            websocket,
+            "terminal",
+            name,
+            {"term": term, "size": f"{cols}x{rows}"},
+            lambda actor: service.open_terminal(name, actor, term, cols, rows),
         )
 
     @router.websocket("/v1/devices/{name:path}/exec")
     async def exec_(websocket: WebSocket, name: str, command: str = "") -> None:
-        await serve(websocket, lambda actor: service.open_exec(name, actor, command))
+        await serve(
+            websocket,
+            "exec",
+            name,
+            {"command": command},
+            lambda actor: service.open_exec(name, actor, command),
+        )
 
     @router.websocket("/v1/devices/{name:path}/forward")
     async def forward(
         websocket: WebSocket, name: str, port: int = 0, host: str = "127.0.0.1"
     ) -> None:
-        await serve(websocket, lambda actor: service.open_forward(name, actor, host, port))
+        await serve(
+            websocket,
+            "forward",
+            name,
+            {"target": f"{host}:{port}"},
+            lambda actor: service.open_forward(name, actor, host, port),
+        )
 
     @router.get("/v1/audit")
     async def audit(

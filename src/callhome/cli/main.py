@@ -629,7 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_audit)
 
-    s = sub.add_parser("jobs", help="list jobs")
+    s = sub.add_parser("jobs", help="list jobs (summaries: `callhome job ID` has the result)")
     s.add_argument("--device")
     s.add_argument(
         "--state",

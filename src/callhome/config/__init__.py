@@ -61,6 +61,8 @@ from callhome.config.manager import (
     ManagerSnmpSection,
     ManagerTlsSection,
     ManagerTurnSection,
+    RetentionRule,
+    RetentionSection,
     Right,
     TerminalSection,
 )
@@ -95,6 +97,8 @@ __all__ = [
     "ManagerTurnSection",
     "MapType",
     "ReconnectConfig",
+    "RetentionRule",
+    "RetentionSection",
     "Right",
     "SnmpTarget",
     "SnmpUser",

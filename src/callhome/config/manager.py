@@ -1,5 +1,5 @@
 """``manager.toml``: the call-home listeners (reverse-ssh, reverse-tls, SNMP over TLS, turn),
-the HTTP API and its tokens, jobs, terminals and notifications."""
+the HTTP API and its tokens, jobs, terminals, notifications and retention."""
 
 from __future__ import annotations
 
@@ -204,6 +204,24 @@ class ManagerSection(_Model):
     max_unauthenticated: int = Field(
         256, ge=1, description="Connections allowed at once in handshake (flood guard)."
     )
+    max_pending: int = Field(
+        1000,
+        ge=1,
+        description="Pending devices (unknown keys that called, waiting for approval) kept "
+        "at most; past it the least recently seen are forgotten, down to nine tenths of it, "
+        "a pending-evicted event saying how many (a device evicted is pending again when it "
+        "calls again).",
+    )
+    log_interval: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds over which the log lines of connects, disconnects, refusals and "
+        "protocol errors are limited: one per kind and device (or host), and log_burst per "
+        "kind; those held back are counted in the next line.",
+    )
+    log_burst: int = Field(
+        20, ge=1, description="Log lines of one kind (connects ...) written per log_interval."
+    )
     periodic_linger: float | None = Field(
         5.0,
         description="Seconds a periodic device's NETCONF session is kept once there is nothing "
@@ -316,6 +334,35 @@ class ManagerNotificationsSection(_Model):
     )
 
 
+class RetentionRule(_Model):
+    """How long one kind of record is kept: whichever limit is reached first applies."""
+
+    max_age: float = Field(
+        30.0, ge=0, description="Days a record is kept after it was made (0: no age limit)."
+    )
+    max_rows: int = Field(
+        1_000_000, ge=0, description="Records kept at most, the newest (0: no such limit)."
+    )
+
+
+class RetentionSection(_Model):
+    """``[retention]``: what the manager prunes, at start and every ``interval``: events,
+    finished jobs (never a queued or running one; by when they finished) and the audit log."""
+
+    interval: float = Field(
+        3600.0, gt=0, description="Seconds between two prunes (one runs at start too)."
+    )
+    batch: int = Field(
+        1000,
+        ge=1,
+        description="Rows deleted per transaction, so that pruning never holds the database "
+        "for long (other work goes between batches).",
+    )
+    events: RetentionRule = Field(default_factory=RetentionRule)
+    jobs: RetentionRule = Field(default_factory=RetentionRule)
+    audit: RetentionRule = Field(default_factory=RetentionRule)
+
+
 class ManagerConfig(_Model):
     """``manager.toml``."""
 
@@ -330,6 +377,7 @@ class ManagerConfig(_Model):
     jobs: JobsSection = Field(default_factory=JobsSection)
     terminal: TerminalSection = Field(default_factory=TerminalSection)
     notifications: ManagerNotificationsSection = Field(default_factory=ManagerNotificationsSection)
+    retention: RetentionSection = Field(default_factory=RetentionSection)
 
     def path(self, p: Path) -> Path:
         """A path from the config, relative to state_dir unless absolute."""

@@ -143,7 +143,9 @@ class NetconfNotifications:
                     session.name,
                     MAX_QUEUED,
                 )
-                session.close_transport()
+                session.close_for(
+                    f"{MAX_QUEUED} notifications waited to be stored (replayed next time)"
+                )
                 return
             queue.put_nowait(notification)
 

@@ -37,11 +37,13 @@ from callhome.errors import (
 )
 from callhome.identity import Identity
 from callhome.manager.jobs import Dispatcher, Send, is_read_only
+from callhome.manager.lognotes import LogLimiter, held_note
 from callhome.manager.mibs import CACHE_DIR, MibNames
 from callhome.manager.modules import ModuleCatalog
 from callhome.manager.notifications import EVENT_KIND as NOTIFICATION_EVENT
 from callhome.manager.notifications import NetconfNotifications
 from callhome.manager.periodic import Activity, PeriodicSessions
+from callhome.manager.retention import Retention
 from callhome.manager.schedule import EVENT_KIND as SCHEDULE_EVENT
 from callhome.manager.schedule import ScheduleWatcher
 from callhome.manager.schedule_job import KIND as SCHEDULE_JOB
@@ -76,6 +78,9 @@ class Manager:
         self.addresses: list[str] = []
         """Where the listeners are bound, as ``host:port``, in the order of ``ports``."""
         self._noted: dict[tuple[str, str], float] = {}
+        self.log_notes = LogLimiter(config.manager.log_interval, config.manager.log_burst)
+        """Limits the log lines of connects, disconnects, refusals and protocol errors."""
+        self.retention = Retention(store, config.retention)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: ReverseSshListener | None = None
         self._more_listeners: list[ReverseTlsListener | TurnListener] = []
@@ -126,6 +131,7 @@ class Manager:
         recovered = await self.jobs.start()
         if recovered:
             log.info("recovered %d jobs that were running when the manager stopped", len(recovered))
+        self._spawn(self.retention.run())  # prunes now, then every [retention] interval
         self._listener = ReverseSshListener(
             self,
             ManagerSshSettings(
@@ -143,6 +149,7 @@ class Manager:
         shown = await self._listen(self._listener, section.listen, DEFAULT_SSH_PORT)
         log.info("manager listening for reverse-ssh call home on %s", shown)
         await self._start_tls_and_turn()
+        self._spawn(self._say_held_back())
         return self.ports
 
     @property
@@ -199,7 +206,7 @@ class Manager:
         for address in addresses:
             host, port = parse_hostport(address, default_port)
             self.ports.append(await listener.listen(host, port))
-            bound.append(_shown(host, self.ports[-1]))
+            bound.append(_hostport(host, self.ports[-1]))
             self.addresses.append(bound[-1])
         return ", ".join(bound)
 
@@ -210,12 +217,32 @@ class Manager:
             await listener.close()
         await self.jobs.stop()
         for session in list(self.sessions.values()):
-            session.close_transport()
+            session.close_for("the manager stopped")
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.store.mark_all_offline(time.time())
         await self.store.close()
+
+    # -- the log -------------------------------------------------------------------------
+    def _note(self, kind: str, key: str, message: str, *args: object) -> None:
+        """Log one INFO line of ``kind`` about ``key`` (an identity, a host), unless the
+        limiter holds it back (a flood: it is counted, and said with the next one)."""
+        held = self.log_notes.allow(kind, key)
+        if held is not None:
+            log.info(message + "%s", *args, held_note(held))
+
+    async def _say_held_back(self) -> None:
+        """Say, once an interval, how many lines the limiter held back and nothing said."""
+        while True:
+            await asyncio.sleep(self.log_notes.interval)
+            for held in self.log_notes.flush():
+                log.info(
+                    "%d more %s lines not logged in the last %.0f s",
+                    held.count,
+                    held.kind,
+                    held.seconds,
+                )
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -260,6 +287,13 @@ class Manager:
         if device is not None and device.approved:
             return device.credential or ""
         if device is not None and device.status is DeviceStatus.REFUSED:
+            self._note(
+                EventKind.REFUSED,
+                identity.fingerprint,
+                "refused device %s from %s: rejected by an operator",
+                identity,
+                address,
+            )
             if self._worth_noting(EventKind.REFUSED, identity.fingerprint):
                 self._spawn(
                     self._event(
@@ -269,6 +303,14 @@ class Manager:
                     )
                 )
             return None
+        self._note(
+            EventKind.UNKNOWN_DEVICE,
+            identity.fingerprint,
+            "unknown device %s from %s refused until approved (callhome approve %s --name NAME)",
+            identity,
+            address,
+            identity,
+        )
         if self._worth_noting(EventKind.UNKNOWN_DEVICE, identity.fingerprint):
             self._spawn(self._note_unknown(identity, address, time.time()))
         return None
@@ -285,16 +327,29 @@ class Manager:
         return True
 
     async def _note_unknown(self, identity: Identity, address: str, now: float) -> None:
-        device = await self.store.note_unknown(
-            identity.fingerprint, identity.key_type, address, now
+        cap = self.config.manager.max_pending
+        noted = await self.store.note_pending(
+            identity.fingerprint, identity.key_type, address, now, max_pending=cap
         )
+        device = noted.device
         self.devices[device.fingerprint] = device
+        for evicted in noted.evicted:
+            known = self.devices.get(evicted)
+            if known is not None and known.status is DeviceStatus.PENDING:  # not approved since
+                del self.devices[evicted]
+        if noted.evicted:
+            self._note(
+                EventKind.PENDING_EVICTED,
+                "",
+                "%d pending devices forgotten, the least recently seen (max_pending is %d)",
+                len(noted.evicted),
+                cap,
+            )
         await self._event(
             EventKind.UNKNOWN_DEVICE,
             fingerprint=identity.fingerprint,
             detail={"address": address, "key_type": identity.key_type},
         )
-        log.info("unknown device %s from %s recorded as pending", identity, address)
 
     def handshake_failed(
         self, address: str, identity: Identity | None, reason: str, *, auth: bool = False
@@ -302,7 +357,12 @@ class Manager:
         device = self.devices.get(identity.fingerprint) if identity else None
         kind = EventKind.AUTH_FAILED if auth else EventKind.PROTOCOL_ERROR
         host = address.rpartition(":")[0]
-        if not self._worth_noting(kind, identity.fingerprint if identity else host):
+        key = identity.fingerprint if identity else host
+        named = device.name if device is not None and device.name else identity
+        who = "" if named is None else f" ({named})"
+        what = "authentication" if auth else "handshake"
+        self._note(kind, key, "%s with %s%s failed: %s", what, address, who, _shown(reason))
+        if not self._worth_noting(kind, key):
             return
         self._spawn(
             self._event(
@@ -318,14 +378,14 @@ class Manager:
         device = self.devices.get(fp)
         if device is None or not device.approved or device.name is None:
             # forgotten or rejected while the handshake ran
-            session.close_transport()
+            session.close_for("not approved any more")
             return
         session.name = device.name
         self.notifications.session_ready(session)
         old = self.sessions.get(fp)
         self.sessions[fp] = session
         if old is not None:
-            old.close_transport()
+            old.close_for(f"replaced by a new connection from {session.address}")
         self.devices[fp] = await self.store.mark_online(
             fp,
             time.time(),
@@ -337,6 +397,15 @@ class Manager:
                 "orientation": session.orientation.value,
                 "session_id": session.netconf.session_id,
             },
+        )
+        self._note(
+            EventKind.CONNECTED,
+            fp,
+            "device %s (%s) connected from %s over %s",
+            session.name,
+            fp,
+            session.address,
+            session.orientation.value,
         )
         await self._wake_followers()
         self.jobs.device_online(session)
@@ -351,6 +420,14 @@ class Manager:
             return
         del self.sessions[fp]
         detail = {"reason": session.close_reason, "address": session.address}
+        self._note(
+            EventKind.DISCONNECTED,
+            fp,
+            "device %s (%s) disconnected: %s",
+            session.name,
+            fp,
+            _shown(session.close_reason or "connection closed"),
+        )
         if fp in self.devices:
             self.devices[fp] = await self.store.mark_offline(fp, time.time(), detail=detail)
         else:  # forgotten while connected
@@ -408,7 +485,7 @@ class Manager:
         self.devices[fingerprint] = device
         session = self.sessions.get(fingerprint)
         if session is not None:
-            session.close_transport()
+            session.close_for(f"rejected by {actor}")
         await self.store.record_audit(actor, "reject", fingerprint, now)
         await self._event(EventKind.REJECTED, device=device.name, fingerprint=fingerprint)
         return device
@@ -432,7 +509,7 @@ class Manager:
         self.modules.forget(device.fingerprint)
         session = self.sessions.get(device.fingerprint)
         if session is not None:
-            session.close_transport()
+            session.close_for(f"forgotten by {actor}")
         now = time.time()
         await self.store.record_audit(
             actor, "forget", name, now, {"fingerprint": device.fingerprint}
@@ -550,6 +627,11 @@ class Manager:
             session, dict(job.payload), modules, self.dialled(session), send
         )
 
+    def display_name(self, key: str) -> str:
+        """The name of the device known by ``key`` (a name or an identity), else ``key``."""
+        device = self._device_for(key)
+        return device.name if device is not None and device.name else key
+
     def _device_for(self, key: str) -> Device | None:
         """The registry's record of a device, by fingerprint or name."""
         device = self.devices.get(key)
@@ -598,6 +680,12 @@ class Manager:
                 await asyncio.wait_for(self.changed.wait(), timeout)
 
 
-def _shown(host: str, port: int) -> str:
+def _hostport(host: str, port: int) -> str:
     """``host:port``, an IPv6 address in brackets."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _shown(text: str, limit: int = 200) -> str:
+    """A peer's text as a log line shows it: printable, on one line, at most ``limit``."""
+    shown = "".join(c if c.isprintable() else "?" for c in text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."

@@ -4,7 +4,9 @@ The operator's end (``OperatorLink``: a WebSocket in the API) and the device's c
 joined both ways. Each direction waits for the other end to take what it was given before it
 reads more, so memory stays bounded whatever either end does. Every terminal, command and
 forward is audited twice: when it opens, and when it ends (how long, bytes each way, exit
-status). Terminals may be recorded in asciicast v2 (``terminal.record``).
+status). One refused (no right, the device away, the device refusing) is audited too, as
+``refused terminal`` (``refused exec``, ``refused forward``) with the reason. Terminals may
+be recorded in asciicast v2 (``terminal.record``).
 
 Messages to the operator: binary frames carry output (for ``exec``, the first byte says the
 stream: 1 stdout, 2 stderr); text frames are JSON: ``{"type": "eof"}``, then
@@ -22,11 +24,12 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from callhome.errors import ConfigError
+from callhome.errors import CallHomeError, ConfigError
 from callhome.manager.service import Manager
 from callhome.net.channels import DeviceChannel, End, Eof, Output
 from callhome.net.session import DeviceSession
@@ -120,41 +123,60 @@ class TerminalService:
         return self.manager.config.terminal.buffer
 
     async def open_terminal(self, name: str, actor: str, term: str, cols: int, rows: int) -> Bridge:
-        session = await self.manager.session_for(name)
-        channel = await session.open_terminal(term, (cols, rows), limit=self._limit)
-        bridge = Bridge(
-            "terminal",
-            session.name,
-            actor,
-            channel,
-            {"term": term, "size": f"{cols}x{rows}"},
-            session=session,
-        ).held()
+        detail: dict[str, Any] = {"term": term, "size": f"{cols}x{rows}"}
+        async with self._refusals("terminal", name, actor, detail):
+            session = await self.manager.session_for(name)
+            channel = await session.open_terminal(term, (cols, rows), limit=self._limit)
+        bridge = Bridge("terminal", session.name, actor, channel, detail, session=session).held()
         bridge.recording = self._record(bridge, cols, rows, term)
         await self._audit_open(bridge)
         return bridge
 
     async def open_exec(self, name: str, actor: str, command: str) -> Bridge:
-        if not command.strip():
-            raise ConfigError("exec needs a command")
-        session = await self.manager.session_for(name)
-        channel = await session.open_exec(command, limit=self._limit)
-        bridge = Bridge(
-            "exec", session.name, actor, channel, {"command": command}, session=session
-        ).held()
+        detail: dict[str, Any] = {"command": command}
+        async with self._refusals("exec", name, actor, detail):
+            if not command.strip():
+                raise ConfigError("exec needs a command")
+            session = await self.manager.session_for(name)
+            channel = await session.open_exec(command, limit=self._limit)
+        bridge = Bridge("exec", session.name, actor, channel, detail, session=session).held()
         await self._audit_open(bridge)
         return bridge
 
     async def open_forward(self, name: str, actor: str, host: str, port: int) -> Bridge:
-        if not 0 < port < 65536:
-            raise ConfigError(f"port out of range: {port}")
-        session = await self.manager.session_for(name)
-        channel = await session.open_forward(port, host, limit=self._limit)
-        bridge = Bridge(
-            "forward", session.name, actor, channel, {"target": f"{host}:{port}"}, session=session
-        ).held()
+        detail: dict[str, Any] = {"target": f"{host}:{port}"}
+        async with self._refusals("forward", name, actor, detail):
+            if not 0 < port < 65536:
+                raise ConfigError(f"port out of range: {port}")
+            session = await self.manager.session_for(name)
+            channel = await session.open_forward(port, host, limit=self._limit)
+        bridge = Bridge("forward", session.name, actor, channel, detail, session=session).held()
         await self._audit_open(bridge)
         return bridge
+
+    @contextlib.asynccontextmanager
+    async def _refusals(
+        self, kind: str, name: str, actor: str, detail: dict[str, Any]
+    ) -> AsyncIterator[None]:
+        """Audit a refusal of what the block opens, and let it go on to the operator."""
+        try:
+            yield
+        except (CallHomeError, TimeoutError) as exc:
+            await self.audit_refused(kind, name, actor, exc, detail)
+            raise
+
+    async def audit_refused(
+        self, kind: str, name: str, actor: str, exc: Exception, detail: dict[str, Any]
+    ) -> None:
+        """Audit ``refused KIND`` of ``name`` for ``actor``: why (``reason``, ``error``)."""
+        device = self.manager.display_name(name)
+        entry = {**detail, "reason": str(exc) or type(exc).__name__, "error": type(exc).__name__}
+        try:
+            await self.manager.store.record_audit(
+                actor, f"refused {kind}", device, time.time(), entry
+            )
+        except Exception:  # the refusal goes on to the operator whatever happens here
+            log.exception("cannot audit a refused %s of %s", kind, device)
 
     def _record(self, bridge: Bridge, cols: int, rows: int, term: str) -> _Recording | None:
         template = self.manager.config.terminal.record

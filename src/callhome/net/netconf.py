@@ -44,6 +44,12 @@ from callhome.proto.netconf.session import Message
 
 log = logging.getLogger(__name__)
 
+CLOSED_BY_US = "the manager ended the session (close-session)"
+"""The close reason of a session this client ended with ``close_session``."""
+
+CLOSED_AT_ONCE = "the device closed the channel as soon as it was open"
+"""Why a device's hello never came when it closed the channel before ours could be sent."""
+
 Write = Callable[[bytes], None]
 Close = Callable[[], None]
 XmlLike = etree._Element | str | bytes
@@ -184,6 +190,8 @@ class NetconfClient:
             self._fail(f"protocol error: {exc}")
 
     def feed_eof(self, reason: str = "channel closed") -> None:
+        if self._closing:  # the end of the session we ended
+            reason = CLOSED_BY_US
         if self._parsing is not None:  # the end comes after the message being parsed
             self._eof_reason = reason
             with contextlib.suppress(RemoteProtocolError):
@@ -368,7 +376,8 @@ class NetconfClient:
         return await self.rpc(messages.op_kill_session(session_id))
 
     async def close_session(self, timeout: float = 5.0) -> None:
-        """End the NETCONF session politely; the channel is closed in any case."""
+        """End the NETCONF session politely; the channel is closed in any case, and the
+        session's close reason says the manager ended it (unless it had ended already)."""
         self._closing = True
         try:
             if not self._closed.done():
@@ -376,7 +385,7 @@ class NetconfClient:
         except (SessionClosed, RpcError, TimeoutError):
             pass
         finally:
-            self._close()
+            self._fail(CLOSED_BY_US)
 
 
 @dataclass(frozen=True)

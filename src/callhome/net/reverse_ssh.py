@@ -34,6 +34,7 @@ from callhome.net.channels import (
 from callhome.net.guard import GuardLimits, Handshake, HandshakeGuard
 from callhome.net.keys import identity_of
 from callhome.net.netconf import (
+    CLOSED_AT_ONCE,
     ClientFeed,
     NetconfClient,
     NetconfHandler,
@@ -116,8 +117,9 @@ class _ManagerSshClient(asyncssh.SSHClient):
         self.conn: asyncssh.SSHClientConnection | None = None
         self.address = "unknown"
         self.identity: Identity | None = None
-        self.refused = False
+        self.refused = False  # a failure has been reported (or is to be kept quiet)
         self.key_offered = False
+        self.netconf: NetconfClient | None = None  # once the netconf channel is open
         self.session: DeviceSession | None = None
         self.authenticated = False
         self._handshake: Handshake | None = None  # counted until SSH authentication
@@ -135,12 +137,23 @@ class _ManagerSshClient(asyncssh.SSHClient):
             self.refused = True
             conn.abort()
 
+    def fail(self, reason: str, *, auth: bool = False) -> None:
+        """The connection will not become a session: the first cause is the one reported."""
+        if not self.refused:
+            self.refused = True
+            self._listener.admission.handshake_failed(
+                self.address, self.identity, reason, auth=auth
+            )
+
+    def no_hello(self, otherwise: object = None) -> str:
+        """Why the device's hello never came: what ended its NETCONF session first, else
+        ``otherwise`` (an exception, a text; nothing: a timeout)."""
+        cause = self.netconf.close_reason if self.netconf is not None else None
+        return f"no NETCONF hello: {cause or str(otherwise or '') or 'timeout'}"
+
     def _handshake_timeout(self) -> None:
         if self.session is None and self.conn is not None:
-            self._listener.admission.handshake_failed(
-                self.address, self.identity, "handshake timed out"
-            )
-            self.refused = True
+            self.fail("handshake timed out")
             self.conn.abort()
 
     def _dropped(self) -> None:
@@ -182,8 +195,8 @@ class _ManagerSshClient(asyncssh.SSHClient):
             self.session.netconf.feed_eof(reason)
             self.session.mark_closed(self.session.netconf.close_reason or reason)
             self._listener.spawn(self._listener.admission.session_closed(self.session))
-        elif not self.refused:
-            self._listener.admission.handshake_failed(self.address, self.identity, reason)
+        else:  # a hello that broke a rule closed the connection before this: say that
+            self.fail(self.no_hello(reason) if self.netconf is not None else reason)
 
     def handshake_done(self) -> None:
         if self._handshake is not None:
@@ -283,14 +296,8 @@ class ReverseSshListener:
 
     def _failed(self, conn: asyncssh.SSHClientConnection, exc: Exception) -> None:
         client = conn.get_owner()
-        if isinstance(client, _ManagerSshClient) and not client.refused:
-            client.refused = True
-            self.admission.handshake_failed(
-                client.address,
-                client.identity,
-                str(exc),
-                auth=isinstance(exc, asyncssh.PermissionDenied),
-            )
+        if isinstance(client, _ManagerSshClient):
+            client.fail(str(exc), auth=isinstance(exc, asyncssh.PermissionDenied))
 
     async def _accepted(self, conn: asyncssh.SSHClientConnection) -> None:
         client = conn.get_owner()
@@ -302,10 +309,7 @@ class ReverseSshListener:
                 lambda: channel_session, subsystem=NETCONF_SUBSYSTEM, encoding=None
             )
         except (asyncssh.Error, OSError) as exc:
-            client.refused = True
-            self.admission.handshake_failed(
-                client.address, client.identity, f"netconf subsystem refused: {exc}"
-            )
+            client.fail(f"netconf subsystem refused: {exc}")
             conn.close()
             return
         netconf = NetconfClient(
@@ -314,15 +318,19 @@ class ReverseSshListener:
             timeout=settings.rpc_timeout,
             limits=settings.limits,
         )
-        netconf.send_hello()
+        client.netconf = netconf
+        try:
+            netconf.send_hello()
+        except (OSError, asyncssh.Error):  # the device closed the channel at once
+            channel_session.feed.attach(netconf)  # what it sent, and its end, may say why
+            client.fail(client.no_hello(CLOSED_AT_ONCE))
+            conn.close()
+            return
         channel_session.feed.attach(netconf)
         try:
             await netconf.wait_hello(settings.handshake_timeout)
         except (SessionClosed, TimeoutError) as exc:
-            client.refused = True
-            self.admission.handshake_failed(
-                client.address, client.identity, f"no NETCONF hello: {exc or 'timeout'}"
-            )
+            client.fail(client.no_hello(exc))
             conn.close()
             return
         session = DeviceSession(

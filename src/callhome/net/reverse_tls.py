@@ -270,6 +270,7 @@ class AcceptedConnection(asyncio.Protocol):
         self.handshake: Handshake | None = None  # counted until done
         self._early: list[bytes] = []
         self._lost = False
+        self._cause: str | None = None  # see _note_cause
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -300,17 +301,28 @@ class AcceptedConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         if self.client is not None:
+            self._note_cause()
             self.client.feed_eof("device closed the connection")
         return False
+
+    def _note_cause(self) -> None:
+        """The device's end of the stream came: keep what ended the client's session
+        before it (a hello that broke a rule ...), the first cause, if anything did."""
+        if self._cause is None and self.client is not None:
+            self._cause = self.client.close_reason or ""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         reason = f"connection lost: {exc}" if exc else "connection closed"
+        self._note_cause()
+        cause = self._cause
         if self.client is not None:
             self.client.feed_eof(reason)
         if self.session is not None:
             self.session.mark_closed((self.client and self.client.close_reason) or reason)
             self._listener.spawn(self._listener.admission.session_closed(self.session))
+        elif cause:
+            self.fail(f"no {self._listener.first_reply}: {cause}")
         elif exc is None and self.tls is not None and self.client is not None:
             # what a device that refuses our certificate looks like from here under TLS 1.3
             # (asyncio drops the alert that would say so)

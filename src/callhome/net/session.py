@@ -55,6 +55,9 @@ class DeviceSession:
     manager attaches its notification receiver here)."""
     operator_channels: int = 0
     """Terminals, commands and forwards an operator has open on this connection now."""
+    cause: str = ""
+    """Why the manager closed the connection, when it did (``close_for``): the reason the
+    session ends with, over what the transport reports next."""
     local_address: tuple[str, int] | None = None
     """The manager's (host, port) the device's connection reached: the listener's address
     as the device dialled it (behind a NAT or load balancer, the manager's public names are
@@ -129,9 +132,17 @@ class DeviceSession:
     async def wait_closed(self) -> None:
         await self.closed.wait()
 
+    def close_for(self, reason: str) -> None:
+        """Close the connection because of ``reason``, the cause it is recorded with
+        (unless it had ended already, or another cause came first)."""
+        if not self.cause and not self.closed.is_set():
+            self.cause = reason
+        self.close_transport()
+
     def mark_closed(self, reason: str) -> None:
+        """The connection has ended: the first cause known is the one kept."""
         if not self.closed.is_set():
-            self.close_reason = reason
+            self.close_reason = self.cause or reason
             self.closed.set()
 
 

@@ -30,6 +30,7 @@ from callhome.identity import Identity
 from callhome.net.guard import GuardLimits, Handshake, HandshakeGuard
 from callhome.net.keys import identity_of
 from callhome.net.netconf import (
+    CLOSED_AT_ONCE,
     ClientFeed,
     NetconfClient,
     NetconfHandler,
@@ -112,6 +113,7 @@ class _TurnServer(asyncssh.SSHServer):
         self.authenticated = False
         self.refused = False  # a refusal already reported (or to be kept quiet)
         self.channel: _TurnChannel | None = None
+        self.netconf: NetconfClient | None = None  # once netconf-turn has started
         self.session: DeviceSession | None = None
         self._handshake: Handshake | None = None  # counted until SSH authentication
 
@@ -139,6 +141,12 @@ class _TurnServer(asyncssh.SSHServer):
         if self.conn is not None:
             self.refused = True
             self.conn.abort()
+
+    def no_hello(self, otherwise: object = None) -> str:
+        """Why the device's hello never came: what ended its NETCONF session first, else
+        ``otherwise`` (an exception, a text; nothing: a timeout)."""
+        cause = self.netconf.close_reason if self.netconf is not None else None
+        return f"no NETCONF hello: {cause or str(otherwise or '') or 'timeout'}"
 
     def _report(self, reason: str, *, auth: bool = False) -> None:
         if not self.refused:
@@ -184,6 +192,8 @@ class _TurnServer(asyncssh.SSHServer):
             self.session.netconf.feed_eof(reason)
             self.session.mark_closed(self.session.netconf.close_reason or reason)
             self._listener.spawn(self._listener.admission.session_closed(self.session))
+        elif self.netconf is not None:  # a hello that broke a rule closed it: say that
+            self._report(self.no_hello(reason))
         else:
             self._report(reason, auth=not self.authenticated)
 
@@ -223,7 +233,14 @@ class _TurnServer(asyncssh.SSHServer):
             timeout=settings.rpc_timeout,
             limits=settings.limits,
         )
-        netconf.send_hello()
+        self.netconf = netconf
+        try:
+            netconf.send_hello()
+        except (OSError, asyncssh.Error):  # the device closed the channel at once
+            channel.feed.attach(netconf)  # what it sent, and its end, may say why
+            self._report(self.no_hello(CLOSED_AT_ONCE))
+            conn.close()
+            return
         channel.feed.attach(netconf)
         self._listener.spawn(self._ready(netconf))
 
@@ -232,7 +249,7 @@ class _TurnServer(asyncssh.SSHServer):
         try:
             await netconf.wait_hello(self._listener.settings.handshake_timeout)
         except (SessionClosed, TimeoutError) as exc:
-            self._report(f"no NETCONF hello: {exc or 'timeout'}")
+            self._report(self.no_hello(exc))
             self.conn.close()
             return
         if self.refused:

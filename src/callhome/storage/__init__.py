@@ -23,6 +23,7 @@ from callhome.storage.model import (
     DeviceStatus,
     Event,
     EventKind,
+    Noted,
     Schedule,
     ScheduleKind,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "Event",
     "EventKind",
     "MemoryStore",
+    "Noted",
     "Schedule",
     "ScheduleKind",
     "SqlStore",

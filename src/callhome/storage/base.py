@@ -11,6 +11,9 @@ Rules every implementation keeps (the shared test suite checks them):
 - ``status_since`` changes only when ``status`` changes.
 - An operation on an unknown fingerprint or name raises :class:`~callhome.errors.NotFound`.
 - Events and audit entries have ids that grow; lists of them are in ascending id order.
+  An id is never used again, even once its entry has been pruned.
+- The ``prune_*`` methods delete in transactions of at most ``batch`` rows each, so that
+  other work goes between them (the one exception to "a method is a transaction").
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from callhome.storage.jobs import JobStore
-from callhome.storage.model import AuditEntry, Device, Event, Schedule
+from callhome.storage.model import AuditEntry, Device, Event, Noted, Schedule
 
 
 class Store(JobStore, Protocol):
@@ -55,6 +58,25 @@ class Store(JobStore, Protocol):
         A new fingerprint becomes a PENDING device seen first and last at ``now``. A PENDING
         or REFUSED one gets ``last_seen = now`` and the new ``address`` (when given). An
         approved device is returned unchanged.
+        """
+        ...
+
+    async def note_pending(
+        self,
+        fingerprint: str,
+        key_type: str,
+        address: str | None,
+        now: float,
+        *,
+        max_pending: int,
+    ) -> Noted:
+        """:meth:`note_unknown`, keeping at most ``max_pending`` PENDING devices.
+
+        When a new one makes more, the least recently seen others (``last_seen``, then the
+        oldest record) are deleted in the same transaction, down to nine tenths of the cap
+        (``after_eviction``: a flood evicts in batches), and one ``pending-evicted`` event
+        records how many (detail ``count`` and ``max_pending``); their fingerprints are in
+        the answer. REFUSED and approved devices are never evicted nor counted.
         """
         ...
 
@@ -178,6 +200,17 @@ class Store(JobStore, Protocol):
     ) -> list[AuditEntry]:
         """Up to ``limit`` audit entries with id above ``after_id``, ascending; with
         ``newest``, the last ``limit`` of them (still ascending)."""
+        ...
+
+    # --- retention -------------------------------------------------------------------------
+
+    async def prune_events(self, *, before: float | None, keep: int | None, batch: int) -> int:
+        """Delete the events older than ``before`` (``time`` < ``before``) and those that are
+        not among the newest ``keep`` (None: no such limit); how many were deleted."""
+        ...
+
+    async def prune_audit(self, *, before: float | None, keep: int | None, batch: int) -> int:
+        """:meth:`prune_events` for the audit log."""
         ...
 
     # Jobs (durable requests that wait for their device: ``enqueue_job``,

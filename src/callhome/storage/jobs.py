@@ -23,6 +23,7 @@ changes the device rolls back by itself if the confirm never comes (RFC 6241 sec
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -106,6 +107,51 @@ class Job:
     @property
     def final(self) -> bool:
         return self.state.final
+
+
+@dataclass(frozen=True, slots=True)
+class JobSummary:
+    """A job without its payload and result, for listings: ``operation`` is the payload's
+    ``name`` (the NETCONF operation, ``snmp get`` ...) or else the kind, ``result_size``
+    the length of the result's JSON text (0 while there is none)."""
+
+    id: int
+    device: str
+    kind: str
+    operation: str
+    actor: str
+    created: float
+    not_before: float
+    expires: float | None
+    state: JobState
+    updated: float
+    attempts: int
+    read_only: bool
+    result_size: int
+
+
+def summary_of(job: Job) -> JobSummary:
+    """The summary of ``job`` (as every Store makes it)."""
+    name = job.payload.get("name")
+    return JobSummary(
+        id=job.id,
+        device=job.device,
+        kind=job.kind,
+        operation=name if isinstance(name, str) else job.kind,
+        actor=job.actor,
+        created=job.created,
+        not_before=job.not_before,
+        expires=job.expires,
+        state=job.state,
+        updated=job.updated,
+        attempts=job.attempts,
+        read_only=job.read_only,
+        result_size=len(json.dumps(dict(job.result))) if job.result else 0,
+    )
+
+
+FINAL_STATES = tuple(state for state in JobState if state.final)
+"""The states a job ends in (the only ones retention ever prunes)."""
 
 
 def advance(job: Job, event: JobInput, now: float, result: Mapping[str, Any] | None = None) -> Job:
@@ -297,6 +343,26 @@ class JobStore(Protocol):
     ) -> list[Job]:
         """Up to ``limit`` jobs with id above ``after_id``, optionally of one device and in
         one state, ascending; the first ones, or with ``newest`` the last ones."""
+        ...
+
+    async def list_job_summaries(
+        self,
+        *,
+        device: str | None = None,
+        state: JobState | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+        newest: bool = False,
+    ) -> list[JobSummary]:
+        """:meth:`list_jobs` as summaries: neither payload nor result is read."""
+        ...
+
+    async def prune_jobs(self, *, before: float | None, keep: int | None, batch: int) -> int:
+        """Delete the finished jobs (a final state) last changed before ``before`` and
+        those that are not among the newest ``keep`` finished jobs (None: no such limit),
+        in transactions of at most ``batch`` each; how many were deleted. A queued or
+        running job is never deleted, nor counted. Their events are the events' business
+        (``prune_events``)."""
         ...
 
     async def next_not_before(self, device: str, now: float | None = None) -> float | None:

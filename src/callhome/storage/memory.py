@@ -7,9 +7,10 @@ both), keeps nothing after the process ends, and never blocks. It is usable at o
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from callhome.errors import Conflict, NotFound
 from callhome.storage.memory_jobs import MemoryJobsMixin
@@ -19,7 +20,9 @@ from callhome.storage.model import (
     DeviceStatus,
     Event,
     EventKind,
+    Noted,
     Schedule,
+    after_eviction,
     json_detail,
     stored_schedule,
 )
@@ -32,9 +35,16 @@ class MemoryStore(MemoryJobsMixin):
         # Insertion order of this dict is the order the records were made.
         self._devices: dict[str, Device] = {}
         self._names: dict[str, str] = {}
+        # Ascending ids; pruning removes entries, so the last id given is kept apart.
         self._events: list[Event] = []
         self._audit: list[AuditEntry] = []
+        self._last_event_id = 0
+        self._last_audit_id = 0
         super().__init__()
+
+    def _next_event_id(self) -> int:
+        self._last_event_id += 1
+        return self._last_event_id
 
     async def open(self) -> None:
         return None
@@ -79,6 +89,35 @@ class MemoryStore(MemoryJobsMixin):
                 address=device.address if address is None else address,
             )
         return self._put(device)
+
+    async def note_pending(
+        self,
+        fingerprint: str,
+        key_type: str,
+        address: str | None,
+        now: float,
+        *,
+        max_pending: int,
+    ) -> Noted:
+        device = await self.note_unknown(fingerprint, key_type, address, now)
+        if device.status is not DeviceStatus.PENDING:
+            return Noted(device)
+        pending = [d for d in self._devices.values() if d.status is DeviceStatus.PENDING]
+        if len(pending) <= max_pending:
+            return Noted(device)
+        excess = len(pending) - after_eviction(max_pending)
+        order = {fp: n for n, fp in enumerate(self._devices)}
+        others = [d for d in pending if d.fingerprint != fingerprint]
+        others.sort(key=lambda d: (d.last_seen, order[d.fingerprint]))
+        evicted = tuple(d.fingerprint for d in others[:excess])
+        for victim in evicted:
+            del self._devices[victim]
+        await self.record_event(
+            EventKind.PENDING_EVICTED,
+            now,
+            detail={"count": len(evicted), "max_pending": max_pending},
+        )
+        return Noted(device, evicted)
 
     async def approve(
         self, fingerprint: str, name: str, now: float, *, credential: str | None = None
@@ -197,7 +236,7 @@ class MemoryStore(MemoryJobsMixin):
         detail: Mapping[str, Any] | None = None,
     ) -> Event:
         event = Event(
-            id=len(self._events) + 1,
+            id=self._next_event_id(),
             time=now,
             kind=str(kind),
             device=device,
@@ -220,8 +259,8 @@ class MemoryStore(MemoryJobsMixin):
             return []
         wanted = None if kinds is None else {str(k) for k in kinds}
         result: list[Event] = []
-        # ids are list positions + 1: start right after ``after_id``.
-        candidates = self._events[max(after_id, 0) :]
+        start = bisect.bisect_right(self._events, after_id, key=_id)
+        candidates = self._events[start:]
         for event in reversed(candidates) if newest else candidates:
             if len(result) >= limit:
                 break
@@ -242,8 +281,9 @@ class MemoryStore(MemoryJobsMixin):
         now: float,
         detail: Mapping[str, Any] | None = None,
     ) -> AuditEntry:
+        self._last_audit_id += 1
         entry = AuditEntry(
-            id=len(self._audit) + 1,
+            id=self._last_audit_id,
             time=now,
             actor=actor,
             action=action,
@@ -256,12 +296,26 @@ class MemoryStore(MemoryJobsMixin):
     async def list_audit(
         self, *, after_id: int = 0, limit: int = 100, newest: bool = False
     ) -> list[AuditEntry]:
-        start = max(after_id, 0)
+        start = bisect.bisect_right(self._audit, after_id, key=_id)
         if newest:
             entries = self._audit[start:][-limit:] if limit > 0 else []
         else:
             entries = self._audit[start : start + max(limit, 0)]
         return [dataclasses.replace(e, detail=json_detail(e.detail)) for e in entries]
+
+    # --- retention -----------------------------------------------------------------------
+
+    async def prune_events(self, *, before: float | None, keep: int | None, batch: int) -> int:
+        kept = _pruned(self._events, before, keep)
+        removed = len(self._events) - len(kept)
+        self._events = kept
+        return removed
+
+    async def prune_audit(self, *, before: float | None, keep: int | None, batch: int) -> int:
+        kept = _pruned(self._audit, before, keep)
+        removed = len(self._audit) - len(kept)
+        self._audit = kept
+        return removed
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -293,6 +347,28 @@ def _to_status(device: Device, status: DeviceStatus, now: float) -> Device:
     if device.status is status:
         return device
     return dataclasses.replace(device, status=status, status_since=now)
+
+
+class _Logged(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def time(self) -> float: ...
+
+
+def _id(entry: _Logged) -> int:
+    return entry.id
+
+
+_L = TypeVar("_L", bound=_Logged)
+
+
+def _pruned(entries: list[_L], before: float | None, keep: int | None) -> list[_L]:
+    """``entries`` (ascending ids) without those older than ``before`` or past the newest
+    ``keep``."""
+    kept = entries if keep is None else entries[max(len(entries) - keep, 0) :]
+    return kept if before is None else [e for e in kept if e.time >= before]
 
 
 def _copy_event(event: Event) -> Event:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callhome.errors import Conflict, NotFound
 from callhome.storage.jobs import (
@@ -17,6 +17,7 @@ from callhome.storage.jobs import (
     Job,
     JobInput,
     JobState,
+    JobSummary,
     advance,
     after_interruption,
     check_finish,
@@ -24,6 +25,7 @@ from callhome.storage.jobs import (
     event_kind,
     not_cancellable,
     queue_full,
+    summary_of,
 )
 from callhome.storage.model import Event, json_detail
 
@@ -33,17 +35,22 @@ class MemoryJobsMixin:
 
     It relies on the store class to set, in its ``__init__``, ``self._events``: the list of
     :class:`~callhome.storage.model.Event` that :class:`~callhome.storage.memory.MemoryStore`
-    keeps, where an event's id is its position plus one. Each change of a job's state
-    appends its event there, as ``MemoryStore.record_event`` does. The mixin's own
-    ``__init__`` passes its arguments on and then adds the jobs.
+    keeps, in ascending id order, and to give new event ids by ``self._next_event_id()``.
+    Each change of a job's state appends its event there, as ``MemoryStore.record_event``
+    does. The mixin's own ``__init__`` passes its arguments on and then adds the jobs.
     """
 
     _events: list[Event]
 
+    if TYPE_CHECKING:
+
+        def _next_event_id(self) -> int: ...
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Ids start at 1 and grow; nothing is deleted, so this dict is in id order.
+        # Ids start at 1 and grow (never reused, once pruned either): this dict is in id order.
         self._jobs: dict[int, Job] = {}
+        self._last_job_id = 0
         # The ids of each device's queued jobs, ascending.
         self._job_queues: dict[str, list[int]] = {}
 
@@ -64,8 +71,9 @@ class MemoryJobsMixin:
         queue = self._job_queues.setdefault(device, [])
         if max_queued is not None and len(queue) >= max_queued:
             raise queue_full(device, len(queue), max_queued)
+        self._last_job_id += 1
         job = Job(
-            id=len(self._jobs) + 1,
+            id=self._last_job_id,
             device=device,
             kind=kind,
             payload=stored,
@@ -171,6 +179,29 @@ class MemoryJobsMixin:
                 break
         return [_copy(job) for job in found[-limit:]]
 
+    async def list_job_summaries(
+        self,
+        *,
+        device: str | None = None,
+        state: JobState | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+        newest: bool = False,
+    ) -> list[JobSummary]:
+        found = await self.list_jobs(
+            device=device, state=state, after_id=after_id, limit=limit, newest=newest
+        )
+        return [summary_of(job) for job in found]
+
+    async def prune_jobs(self, *, before: float | None, keep: int | None, batch: int) -> int:
+        finished = [job for job in self._jobs.values() if job.final]
+        doomed = [] if keep is None else finished[: max(len(finished) - keep, 0)]
+        if before is not None:
+            doomed += [job for job in finished[len(doomed) :] if job.updated < before]
+        for job in doomed:
+            del self._jobs[job.id]
+        return len(doomed)
+
     async def next_not_before(self, device: str, now: float | None = None) -> float | None:
         times = [
             job.not_before
@@ -213,7 +244,7 @@ class MemoryJobsMixin:
 
     def _log_job(self, job: Job, now: float) -> None:
         event = Event(
-            id=len(self._events) + 1,
+            id=self._next_event_id(),
             time=now,
             kind=event_kind(job.state),
             device=job.device,

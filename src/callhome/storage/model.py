@@ -127,6 +127,23 @@ class EventKind(StrEnum):
     REJECTED = "rejected"
     FORGOTTEN = "forgotten"
     REFUSED = "refused-connection"
+    PENDING_EVICTED = "pending-evicted"
+    """Pending devices forgotten to keep within ``max_pending``; detail ``count``."""
+
+
+def after_eviction(max_pending: int) -> int:
+    """How many pending devices an eviction leaves: nine tenths of the cap, so that under a
+    flood of new keys evictions come in batches (one event each), not one per call."""
+    return max_pending - max_pending // 10
+
+
+@dataclass(frozen=True, slots=True)
+class Noted:
+    """What ``Store.note_pending`` did: the device as now recorded, and the fingerprints
+    of the pending devices it forgot to keep within the cap (least recently seen first)."""
+
+    device: Device
+    evicted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

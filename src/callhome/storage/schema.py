@@ -4,7 +4,8 @@ Types are the generic ones (``JSON``, ``Double`` ...) that SQLite and PostgreSQL
 ``metadata.create_all`` makes whatever table is missing, so a table added later (jobs)
 appears in an existing database at the next start. A column added later to an existing
 table must be nullable: :func:`add_missing_columns` adds it to a database made before it
-(``ALTER TABLE ... ADD COLUMN``, which SQLite and PostgreSQL both do without a copy).
+(``ALTER TABLE ... ADD COLUMN``, which SQLite and PostgreSQL both do without a copy); an
+index added later is made by :func:`add_missing_indexes`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ devices = Table(
     Column("schedule_period", Double),
     Column("schedule_anchor", Double),
     Column("schedule_idle_timeout", Double),
+    # the pending devices, least recently seen first (the cap on pending devices)
+    Index(None, "status", "last_seen"),
 )
 
 events = Table(
@@ -70,6 +73,7 @@ events = Table(
     Column("fingerprint", String),
     Column("detail", JSON, nullable=False),
     Index(None, "device", "id"),
+    Index(None, "time"),  # retention by age
     sqlite_autoincrement=True,
 )
 
@@ -82,6 +86,7 @@ audit = Table(
     Column("action", String, nullable=False),
     Column("target", String),
     Column("detail", JSON, nullable=False),
+    Index(None, "time"),  # retention by age
     sqlite_autoincrement=True,
 )
 
@@ -107,4 +112,20 @@ def add_missing_columns(conn: Connection) -> list[str]:
             name = conn.dialect.identifier_preparer.format_table(table)
             conn.execute(text(f"ALTER TABLE {name} ADD COLUMN {ddl}"))
             added.append(f"{table.name}.{column.name}")
+    return added
+
+
+def add_missing_indexes(conn: Connection) -> list[str]:
+    """Make the indexes of ``metadata`` that existing tables lack (``CREATE INDEX``); their
+    names. Run after ``metadata.create_all``, which makes a table's indexes only with it."""
+    found = inspect(conn)
+    added: list[str] = []
+    for table in metadata.sorted_tables:
+        if not found.has_table(table.name):
+            continue
+        present = {i["name"] for i in found.get_indexes(table.name)}
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            if index.name not in present:
+                index.create(conn)
+                added.append(str(index.name))
     return added

@@ -62,13 +62,23 @@ from callhome.storage.model import (
     DeviceStatus,
     Event,
     EventKind,
+    Noted,
     Schedule,
     ScheduleKind,
+    after_eviction,
     json_detail,
     stored_schedule,
 )
-from callhome.storage.schema import add_missing_columns, audit, devices, events, metadata
+from callhome.storage.schema import (
+    add_missing_columns,
+    add_missing_indexes,
+    audit,
+    devices,
+    events,
+    metadata,
+)
 from callhome.storage.sql_jobs import SqlJobsMixin
+from callhome.storage.sql_prune import prune
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -153,6 +163,7 @@ class SqlStore(SqlJobsMixin):
         try:
             await self._run(metadata.create_all)
             await self._run(add_missing_columns)
+            await self._run(add_missing_indexes)
         except BaseException:
             await self.close()
             raise
@@ -187,6 +198,17 @@ class SqlStore(SqlJobsMixin):
         self, fingerprint: str, key_type: str, address: str | None, now: float
     ) -> Device:
         return await self._run(_note_unknown, fingerprint, key_type, address, now)
+
+    async def note_pending(
+        self,
+        fingerprint: str,
+        key_type: str,
+        address: str | None,
+        now: float,
+        *,
+        max_pending: int,
+    ) -> Noted:
+        return await self._run(_note_pending, fingerprint, key_type, address, now, max_pending)
 
     async def approve(
         self, fingerprint: str, name: str, now: float, *, credential: str | None = None
@@ -296,6 +318,14 @@ class SqlStore(SqlJobsMixin):
         if limit <= 0:
             return []
         return await self._run(_list_audit, after_id, limit, newest)
+
+    # --- retention -------------------------------------------------------------------------
+
+    async def prune_events(self, *, before: float | None, keep: int | None, batch: int) -> int:
+        return await prune(self._run, events, events.c.time, before=before, keep=keep, batch=batch)
+
+    async def prune_audit(self, *, before: float | None, keep: int | None, batch: int) -> int:
+        return await prune(self._run, audit, audit.c.time, before=before, keep=keep, batch=batch)
 
 
 # --- transactions: each runs on one Connection, in one transaction ----------------------
@@ -422,6 +452,47 @@ def _note_unknown(
     device = _one_device(conn, _note_unknown_statement(conn.dialect.name), params)
     # No row comes back when the device is known and approved: it is left as it is.
     return device or _get(conn, fingerprint)
+
+
+_IS_PENDING = devices.c.status == DeviceStatus.PENDING.value
+_COUNT_PENDING = select(func.count()).select_from(devices).where(_IS_PENDING)
+_EVICT_CHUNK = 500  # fingerprints per DELETE: well within any driver's parameter limit
+
+
+def _note_pending(
+    conn: Connection,
+    fingerprint: str,
+    key_type: str,
+    address: str | None,
+    now: float,
+    max_pending: int,
+) -> Noted:
+    device = _note_unknown(conn, fingerprint, key_type, address, now)
+    if device.status is not DeviceStatus.PENDING:
+        return Noted(device)
+    pending: int = conn.execute(_COUNT_PENDING).scalar_one()
+    if pending <= max_pending:
+        return Noted(device)
+    excess = pending - after_eviction(max_pending)
+    oldest = (
+        select(devices.c.fingerprint)
+        .where(_IS_PENDING, devices.c.fingerprint != fingerprint)
+        .order_by(devices.c.last_seen, devices.c.id)
+        .limit(excess)
+    )
+    evicted = tuple(conn.execute(oldest).scalars())
+    for start in range(0, len(evicted), _EVICT_CHUNK):
+        chunk = evicted[start : start + _EVICT_CHUNK]
+        conn.execute(delete(devices).where(devices.c.fingerprint.in_(chunk)))
+    values = {
+        "time": now,
+        "kind": str(EventKind.PENDING_EVICTED),
+        "device": None,
+        "fingerprint": None,
+        "detail": {"count": len(evicted), "max_pending": max_pending},
+    }
+    _append(conn, events, values)
+    return Noted(device, evicted)
 
 
 def _name_holder(conn: Connection, name: str, fingerprint: str) -> tuple[bool, str | None]:

@@ -38,7 +38,10 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
     bindparam,
+    case,
+    cast,
     func,
     insert,
     or_,
@@ -48,10 +51,12 @@ from sqlalchemy import (
 
 from callhome.errors import Conflict, NotFound
 from callhome.storage.jobs import (
+    FINAL_STATES,
     INTERRUPTED_BY_RESTART,
     Job,
     JobInput,
     JobState,
+    JobSummary,
     advance,
     after_interruption,
     check_finish,
@@ -62,6 +67,7 @@ from callhome.storage.jobs import (
 )
 from callhome.storage.model import json_detail
 from callhome.storage.schema import events, metadata
+from callhome.storage.sql_prune import prune
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -91,6 +97,8 @@ jobs = Table(
     Index(None, "device", "state", "id"),
     # Every job in one state (expiry each second, recovery at start).
     Index(None, "state", "expires"),
+    # Finished jobs by when they finished (retention).
+    Index(None, "state", "updated"),
     sqlite_autoincrement=True,
 )
 
@@ -98,6 +106,7 @@ jobs = Table(
 _JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
 _SELECT_JOB = select(*(jobs.c[name] for name in _JOB_FIELDS))
 _IS_QUEUED = jobs.c.state == JobState.QUEUED.value
+_IS_FINAL = jobs.c.state.in_([state.value for state in FINAL_STATES])
 _NOT_EXPIRED = or_(jobs.c.expires.is_(None), jobs.c.expires > bindparam("p_now", type_=Double))
 
 # Statements of the paths every job takes are built once, with named parameters (``p_...``).
@@ -218,6 +227,24 @@ class SqlJobsMixin:
         if limit <= 0:
             return []
         return await self._run(_list, device, state, after_id, limit, newest)
+
+    async def list_job_summaries(
+        self,
+        *,
+        device: str | None = None,
+        state: JobState | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+        newest: bool = False,
+    ) -> list[JobSummary]:
+        if limit <= 0:
+            return []
+        return await self._run(_list_summaries, device, state, after_id, limit, newest)
+
+    async def prune_jobs(self, *, before: float | None, keep: int | None, batch: int) -> int:
+        return await prune(
+            self._run, jobs, jobs.c.updated, before=before, keep=keep, batch=batch, only=_IS_FINAL
+        )
 
     async def next_not_before(self, device: str, now: float | None = None) -> float | None:
         return await self._run(_next_not_before, device, now)
@@ -432,6 +459,77 @@ def _list(
         stmt = stmt.where(jobs.c.state == state.value)
     order = jobs.c.id.desc() if newest else jobs.c.id
     found = [_job(row) for row in conn.execute(stmt.order_by(order).limit(limit))]
+    if newest:
+        found.reverse()
+    return found
+
+
+# A summary's columns: the payload's name (JSON, read in the database: the payload and the
+# result never leave it) and the length of the result's JSON text (0 for ``{}``).
+_RESULT_TEXT = cast(jobs.c.result, Text)
+_SELECT_SUMMARY = select(
+    jobs.c.id,
+    jobs.c.device,
+    jobs.c.kind,
+    jobs.c.payload["name"].as_string(),
+    jobs.c.actor,
+    jobs.c.created,
+    jobs.c.not_before,
+    jobs.c.expires,
+    jobs.c.state,
+    jobs.c.updated,
+    jobs.c.attempts,
+    jobs.c.read_only,
+    case((_RESULT_TEXT == "{}", 0), else_=func.length(_RESULT_TEXT)),
+)
+
+
+def _list_summaries(
+    conn: Connection,
+    device: str | None,
+    state: JobState | None,
+    after_id: int,
+    limit: int,
+    newest: bool,
+) -> list[JobSummary]:
+    stmt = _SELECT_SUMMARY.where(jobs.c.id > after_id)
+    if device is not None:
+        stmt = stmt.where(jobs.c.device == device)
+    if state is not None:
+        stmt = stmt.where(jobs.c.state == state.value)
+    order = jobs.c.id.desc() if newest else jobs.c.id
+    found = [
+        JobSummary(
+            id=job_id,
+            device=device_name,
+            kind=kind,
+            operation=name if name is not None else kind,
+            actor=actor,
+            created=float(created),
+            not_before=float(not_before),
+            expires=None if expires is None else float(expires),
+            state=JobState(job_state),
+            updated=float(updated),
+            attempts=attempts,
+            read_only=bool(read_only),
+            result_size=int(size or 0),
+        )
+        for (
+            job_id,
+            device_name,
+            kind,
+            name,
+            actor,
+            created,
+            not_before,
+            expires,
+            job_state,
+            updated,
+            attempts,
+            read_only,
+            size,
+        ) in conn.execute(stmt.order_by(order).limit(limit))
+    ]
     if newest:
         found.reverse()
     return found

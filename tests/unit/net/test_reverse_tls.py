@@ -449,3 +449,39 @@ def test_ca_refuses_to_overwrite_itself_and_writes_private_keys(certs):
     assert certs.manager.key_file.stat().st_mode & 0o777 == 0o600
     reopened = pki.Ca.open(certs.ca.directory)
     assert reopened.cert == certs.ca.cert
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"<hello>" + b"x" * 8192, "message exceeds the maximum size of 4096 bytes"),
+        (b"<notnetconf/>]]>]]>", "expected a <hello> in namespace"),
+    ],
+    ids=["too-large", "malformed"],
+)
+async def test_a_hostile_hello_is_reported_as_what_it_was(certs, payload, reason):
+    """A device that completes TLS and then breaks the hello: the first failure reported
+    says how (not "connection closed", nor a certificate the device would not accept)."""
+    recorder = Recorder()
+    listener = ReverseTlsListener(recorder, listener_settings(certs, max_message_size=4096))
+    port = await listener.listen("127.0.0.1", 0)
+    try:
+        issued = certs.device("hostile.example.net")
+        recorder.allowed.add("x509-name:hostile.example.net")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(issued.cert_file, issued.key_file)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        loop = asyncio.get_running_loop()
+        tls = await loop.start_tls(
+            writer.transport, writer.transport.get_protocol(), context, server_side=True
+        )
+        assert tls is not None
+        tls.write(payload)
+        await asyncio.wait_for(reader.read(), 10)  # the manager hangs up
+        tls.close()
+        first, auth = await recorder.failure()
+        assert first.startswith(f"no NETCONF hello: protocol error: {reason}"), first
+        assert not auth
+        assert recorder.ready.empty()
+    finally:
+        await listener.close()

@@ -212,3 +212,29 @@ async def test_garbage_on_the_port_is_a_handshake_failure(manager):
     writer.close()
     await recorder.failure()
     assert recorder.asked == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"<hello>" + b"x" * 8192, "message exceeds the maximum size of 4096 bytes"),
+        (b"<notnetconf/>]]>]]>", "expected a <hello> in namespace"),
+    ],
+    ids=["too-large", "malformed"],
+)
+async def test_a_hostile_hello_is_reported_as_what_it_was(manager, payload, reason):
+    """A device that logs in, opens netconf-turn and breaks the hello: the first failure
+    reported says how, not "connection closed"."""
+    listener, recorder, port, host_key = manager
+    listener.settings.max_message_size = 4096
+    dev = device(host_key)
+    recorder.allowed.add(identity_of(dev.user_key).fingerprint)
+    conn = await asyncssh.connect("127.0.0.1", port, options=dev.options)
+    chan, _ = await conn.create_session(
+        asyncssh.SSHClientSession, subsystem="netconf-turn", encoding=None
+    )
+    chan.write(payload)
+    await asyncio.wait_for(conn.wait_closed(), 10)  # the manager hangs up
+    first = await recorder.failure()
+    assert first.startswith(f"no NETCONF hello: protocol error: {reason}"), first
+    assert recorder.ready.empty()

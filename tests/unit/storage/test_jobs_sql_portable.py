@@ -27,7 +27,7 @@ from callhome.storage.sql_jobs import SqlJobsMixin, jobs
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
-PORTABLE_FUNCTIONS = {"count", "min", "max", "coalesce"}
+PORTABLE_FUNCTIONS = {"count", "min", "max", "coalesce", "length"}
 T0 = 1_700_000_000.0
 
 
@@ -73,7 +73,10 @@ async def exercise(store: Recorder) -> None:
     await store.next_not_before("r1")
     await store.next_not_before("r1", T0)
     await store.queue_length("r1")
+    await store.list_job_summaries(device="r1", state=JobState.SUCCEEDED, limit=5, newest=True)
+    await store.list_job_summaries(after_id=1)
     await store.cancel_device_jobs("r1", T0)
+    await store.prune_jobs(before=T0 + 1, keep=1, batch=1)
 
 
 def walk(clause: ClauseElement) -> Iterator[Any]:
