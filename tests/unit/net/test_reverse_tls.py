@@ -20,6 +20,7 @@ from callhome.config import CertToNameRule, KeepaliveConfig
 from callhome.errors import AuthError, ConfigError, SessionClosed
 from callhome.identity import Identity
 from callhome.net import pki
+from callhome.net.netconf import NetconfLimits
 from callhome.net.reverse_tls import (
     DeviceTlsSettings,
     ManagerTlsSettings,
@@ -463,7 +464,9 @@ async def test_a_hostile_hello_is_reported_as_what_it_was(certs, payload, reason
     """A device that completes TLS and then breaks the hello: the first failure reported
     says how (not "connection closed", nor a certificate the device would not accept)."""
     recorder = Recorder()
-    listener = ReverseTlsListener(recorder, listener_settings(certs, max_message_size=4096))
+    listener = ReverseTlsListener(
+        recorder, listener_settings(certs, limits=NetconfLimits(max_message_size=4096))
+    )
     port = await listener.listen("127.0.0.1", 0)
     try:
         issued = certs.device("hostile.example.net")

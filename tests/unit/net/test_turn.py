@@ -13,6 +13,7 @@ from callhome.config import KeepaliveConfig, SshAlgorithms
 from callhome.errors import SessionClosed
 from callhome.identity import Identity
 from callhome.net.keys import identity_of
+from callhome.net.netconf import NetconfLimits
 from callhome.net.session import DeviceSession, Orientation
 from callhome.net.turn import (
     TURN_SUBSYSTEM,
@@ -226,7 +227,7 @@ async def test_a_hostile_hello_is_reported_as_what_it_was(manager, payload, reas
     """A device that logs in, opens netconf-turn and breaks the hello: the first failure
     reported says how, not "connection closed"."""
     listener, recorder, port, host_key = manager
-    listener.settings.max_message_size = 4096
+    listener.settings.limits = NetconfLimits(max_message_size=4096)
     dev = device(host_key)
     recorder.allowed.add(identity_of(dev.user_key).fingerprint)
     conn = await asyncssh.connect("127.0.0.1", port, options=dev.options)
