@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from lxml import etree
 
+from callhome.clock import SYSTEM, Clock
 from callhome.errors import DeviceError, ErrorSeverity, ProtocolError, RpcError, SessionClosed
 from callhome.manager import snmp
 from callhome.net.session import DeviceSession
@@ -106,6 +106,9 @@ class DeviceWorker:
         self.claimed = 0
         """Jobs claimed so far on this session (grows with each one)."""
 
+    def _now(self) -> float:
+        return self.dispatcher.clock.time()
+
     @property
     def busy(self) -> bool:
         """Whether a job runs, may be claimed now, or was just submitted."""
@@ -122,7 +125,7 @@ class DeviceWorker:
                 if len(reads) >= MAX_READS_IN_FLIGHT or name not in self.dispatcher.has_work:
                     job = None
                 else:
-                    job = await store.claim_next_job(name, time.time(), read_only_only=only_reads)
+                    job = await store.claim_next_job(name, self._now(), read_only_only=only_reads)
                 if job is None:
                     if reads:
                         waiters: set[asyncio.Future[Any]] = {*reads, self._wakeup_task()}
@@ -153,19 +156,15 @@ class DeviceWorker:
         if name in self.dispatcher.has_work:
             # Taken out first: a job submitted during the query puts it back (and wakes us).
             self.dispatcher.has_work.discard(name)
-            nxt = await self.dispatcher.store.next_not_before(name, time.time())
+            nxt = await self.dispatcher.store.next_not_before(name, self._now())
             if nxt is not None:
                 self.dispatcher.has_work.add(name)
-                delay = max(0.0, min(delay, nxt - time.time()))
-        closed = asyncio.create_task(self.session.closed.wait())
-        woken = self._wakeup_task()
+                delay = max(0.0, min(delay, nxt - self._now()))
         self.idle = True
         try:
-            await asyncio.wait({closed, woken}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            await self.dispatcher.clock.wait([self.session.closed, self.wakeup], delay)
         finally:
             self.idle = False
-            closed.cancel()
-            woken.cancel()
 
     async def _run_job(self, job: Job) -> None:
         """Run one claimed job to a final state, or back to the queue, whatever happens:
@@ -183,7 +182,7 @@ class DeviceWorker:
             )
             result = {"interrupted": self.session.close_reason or "the device's session ended"}
             # shielded: the job's row must change even if this task is cancelled again
-            finished = await asyncio.shield(store.finish_job(job.id, event, time.time(), result))
+            finished = await asyncio.shield(store.finish_job(job.id, event, self._now(), result))
             await asyncio.shield(self.dispatcher.job_changed(finished))
             raise
         except _Interrupted as exc:
@@ -196,12 +195,12 @@ class DeviceWorker:
             event, result = JobInput.FAIL, {"error": f"{type(exc).__name__}: {exc}"}
         finally:
             _SENT.reset(token)
-        finished = await store.finish_job(job.id, event, time.time(), result)
+        finished = await store.finish_job(job.id, event, self._now(), result)
         denied = [e for e in result.get("errors", ()) if e.get("tag") == "access-denied"]
         if event is JobInput.FAIL and denied:
             await store.record_event(
                 "access-denied",
-                time.time(),
+                self._now(),
                 device=job.device,
                 detail={"job": job.id, "kind": job.kind, "errors": denied},
             )
@@ -298,9 +297,9 @@ class DeviceWorker:
                 # Between the confirmed commit and its confirm, a crash is harmless: the
                 # device rolls the commit back when our session ends, so a retry is safe.
                 store = self.dispatcher.store
-                await store.set_job_retry_safe(job.id, True, time.time())
+                await store.set_job_retry_safe(job.id, True, self._now())
                 await step(messages.op_commit(confirmed=True, confirm_timeout=CONFIRM_TIMEOUT))
-                await store.set_job_retry_safe(job.id, False, time.time())
+                await store.set_job_retry_safe(job.id, False, self._now())
             await step(messages.op_commit())
             await step(messages.op_unlock("candidate"))
             locked = False
@@ -323,10 +322,16 @@ class Dispatcher:
     """The manager's job service: submit, wait, cancel; and a worker per connected device."""
 
     def __init__(
-        self, store: Store, notify: Notify, executors: Mapping[str, Executor] | None = None
+        self,
+        store: Store,
+        notify: Notify,
+        executors: Mapping[str, Executor] | None = None,
+        *,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.store = store
         self.notify = notify
+        self.clock = clock
         self.executors: dict[str, Executor] = dict(executors or {})
         """Job kinds beyond netconf, netconf-group and snmp, and what carries them out."""
         self.workers: dict[str, DeviceWorker] = {}
@@ -335,9 +340,12 @@ class Dispatcher:
         self._waiters: dict[int, list[asyncio.Future[Job]]] = {}
         self._expiry: asyncio.Task[None] | None = None
 
+    def _now(self) -> float:
+        return self.clock.time()
+
     async def start(self, expiry_interval: float = 1.0) -> list[Job]:
         """Recover what a crash left running, and start the expiry timer."""
-        recovered = await self.store.recover_jobs(time.time())
+        recovered = await self.store.recover_jobs(self._now())
         after = 0
         while page := await self.store.list_jobs(state=JobState.QUEUED, after_id=after, limit=1000):
             self.has_work.update(job.device for job in page)
@@ -356,9 +364,9 @@ class Dispatcher:
 
     async def _expire_loop(self, interval: float) -> None:
         while True:
-            await asyncio.sleep(interval)
+            await self.clock.sleep(interval)
             try:
-                for job in await self.store.expire_jobs(time.time()):
+                for job in await self.store.expire_jobs(self._now()):
                     await self.job_changed(job)
             except Exception:
                 log.exception("expiring jobs failed")
@@ -405,7 +413,7 @@ class Dispatcher:
             kind,
             payload,
             actor=actor,
-            now=time.time(),
+            now=self._now(),
             read_only=read_only,
             not_before=not_before,
             expires=expires,
@@ -435,6 +443,6 @@ class Dispatcher:
                     del self._waiters[job_id]
 
     async def cancel(self, job_id: int) -> Job:
-        job = await self.store.cancel_job(job_id, time.time())
+        job = await self.store.cancel_job(job_id, self._now())
         await self.job_changed(job)
         return job

@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import time
 from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
+from callhome.clock import SYSTEM, Clock
 from callhome.config import (
     DEFAULT_SNMP_TLS_PORT,
     DEFAULT_SSH_PORT,
@@ -69,24 +69,30 @@ NOTE_INTERVAL = 30.0
 class Manager:
     """Everything the manager does; the API is a thin layer on top of this."""
 
-    def __init__(self, config: ManagerConfig, store: Store) -> None:
+    def __init__(self, config: ManagerConfig, store: Store, *, clock: Clock = SYSTEM) -> None:
         self.config = config
         self.store = store
+        self.clock = clock
+        """Where the manager's time comes from (``callhome.clock``)."""
         self.devices: dict[str, Device] = {}
         self.sessions: dict[str, DeviceSession] = {}
         self.ports: list[int] = []
         self.addresses: list[str] = []
         """Where the listeners are bound, as ``host:port``, in the order of ``ports``."""
         self._noted: dict[tuple[str, str], float] = {}
-        self.log_notes = LogLimiter(config.manager.log_interval, config.manager.log_burst)
+        self.log_notes = LogLimiter(
+            config.manager.log_interval, config.manager.log_burst, clock=clock.monotonic
+        )
         """Limits the log lines of connects, disconnects, refusals and protocol errors."""
-        self.retention = Retention(store, config.retention)
+        self.retention = Retention(store, config.retention, clock=clock.time, sleep=clock.sleep)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: ReverseSshListener | None = None
         self._more_listeners: list[ReverseTlsListener | TurnListener] = []
         self._mibs: MibNames | None = None
         self.changed = asyncio.Condition()
-        self.jobs = Dispatcher(store, self._job_changed, {SCHEDULE_JOB: self._run_schedule})
+        self.jobs = Dispatcher(
+            store, self._job_changed, {SCHEDULE_JOB: self._run_schedule}, clock=clock
+        )
         self.modules = ModuleCatalog()
         """What each connected device implements (``callhome.manager.modules``)."""
         self.netconf_notifications = NetconfNotifications(
@@ -101,6 +107,7 @@ class Manager:
             catalog=self.modules,
             dialled=self.dialled,
             notified=config.notifications.subscribe,
+            clock=clock.time,
         )
         self.periodic = PeriodicSessions(
             config.manager.periodic_linger,
@@ -109,6 +116,7 @@ class Manager:
             self._device_for,
             self._session_event,
             self._spawn,
+            clock=clock.monotonic,
         )
 
     # -- life cycle ------------------------------------------------------------------------
@@ -126,7 +134,7 @@ class Manager:
             cfg.path(Path(CACHE_DIR)),
         )
         await self.store.open()
-        await self.store.mark_all_offline(time.time())
+        await self.store.mark_all_offline(self.clock.time())
         self.devices = {d.fingerprint: d for d in await self.store.list_devices()}
         recovered = await self.jobs.start()
         if recovered:
@@ -221,7 +229,7 @@ class Manager:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.store.mark_all_offline(time.time())
+        await self.store.mark_all_offline(self.clock.time())
         await self.store.close()
 
     # -- the log -------------------------------------------------------------------------
@@ -235,7 +243,7 @@ class Manager:
     async def _say_held_back(self) -> None:
         """Say, once an interval, how many lines the limiter held back and nothing said."""
         while True:
-            await asyncio.sleep(self.log_notes.interval)
+            await self.clock.sleep(self.log_notes.interval)
             for held in self.log_notes.flush():
                 log.info(
                     "%d more %s lines not logged in the last %.0f s",
@@ -258,7 +266,7 @@ class Manager:
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         await self.store.record_event(
-            kind, time.time(), device=device, fingerprint=fingerprint, detail=detail
+            kind, self.clock.time(), device=device, fingerprint=fingerprint, detail=detail
         )
         await self._wake_followers()
 
@@ -312,12 +320,12 @@ class Manager:
             identity,
         )
         if self._worth_noting(EventKind.UNKNOWN_DEVICE, identity.fingerprint):
-            self._spawn(self._note_unknown(identity, address, time.time()))
+            self._spawn(self._note_unknown(identity, address, self.clock.time()))
         return None
 
     def _worth_noting(self, kind: str, key: str) -> bool:
         """Flood guard: one registry write per kind and key (a key, a host) per interval."""
-        now = time.time()
+        now = self.clock.time()
         noted = self._noted
         if now - noted.get((kind, key), 0.0) < NOTE_INTERVAL:
             return False
@@ -388,7 +396,7 @@ class Manager:
             old.close_for(f"replaced by a new connection from {session.address}")
         self.devices[fp] = await self.store.mark_online(
             fp,
-            time.time(),
+            self.clock.time(),
             address=session.address,
             orientation=session.orientation.value,
             capabilities=session.capabilities,
@@ -429,11 +437,11 @@ class Manager:
             _shown(session.close_reason or "connection closed"),
         )
         if fp in self.devices:
-            self.devices[fp] = await self.store.mark_offline(fp, time.time(), detail=detail)
+            self.devices[fp] = await self.store.mark_offline(fp, self.clock.time(), detail=detail)
         else:  # forgotten while connected
             await self.store.record_event(
                 EventKind.DISCONNECTED,
-                time.time(),
+                self.clock.time(),
                 device=session.name,
                 fingerprint=fp,
                 detail=detail,
@@ -454,7 +462,7 @@ class Manager:
                 f"no credential named {credential!r} in the manager's configuration "
                 f"(known: {', '.join(sorted(self.config.manager.credentials)) or 'none'})"
             )
-        now = time.time()
+        now = self.clock.time()
         try:
             try:
                 device = await self.store.approve(fingerprint, name, now, credential=credential)
@@ -480,7 +488,7 @@ class Manager:
         return device
 
     async def reject(self, fingerprint: str, actor: str) -> Device:
-        now = time.time()
+        now = self.clock.time()
         device = await self.store.reject(fingerprint, now)
         self.devices[fingerprint] = device
         session = self.sessions.get(fingerprint)
@@ -503,14 +511,14 @@ class Manager:
                 "(`callhome reject` refuses it)"
             )
         name = device.name
-        await self.store.cancel_device_jobs(name, time.time())
+        await self.store.cancel_device_jobs(name, self.clock.time())
         await self.store.forget(name)
         self.devices.pop(device.fingerprint, None)
         self.modules.forget(device.fingerprint)
         session = self.sessions.get(device.fingerprint)
         if session is not None:
             session.close_for(f"forgotten by {actor}")
-        now = time.time()
+        now = self.clock.time()
         await self.store.record_audit(
             actor, "forget", name, now, {"fingerprint": device.fingerprint}
         )
@@ -555,7 +563,7 @@ class Manager:
             raise DeviceError(f"device {name!r} is pending; approve it with a name first")
         jobs = self.config.jobs
         if expires is None and jobs.default_expiry:
-            expires = time.time() + jobs.default_expiry
+            expires = self.clock.time() + jobs.default_expiry
         job = await self.jobs.submit(
             device.name,
             kind,
@@ -567,7 +575,7 @@ class Manager:
             max_queued=jobs.max_queued_per_device,
         )
         await self.store.record_audit(
-            actor, f"submit {kind}", device.name, time.time(), {"job": job.id, "kind": kind}
+            actor, f"submit {kind}", device.name, self.clock.time(), {"job": job.id, "kind": kind}
         )
         return job
 
@@ -596,7 +604,9 @@ class Manager:
 
     async def cancel_job(self, job_id: int, actor: str) -> Job:
         job = await self.jobs.cancel(job_id)
-        await self.store.record_audit(actor, "cancel job", job.device, time.time(), {"job": job_id})
+        await self.store.record_audit(
+            actor, "cancel job", job.device, self.clock.time(), {"job": job_id}
+        )
         return job
 
     async def _job_changed(self, job: Job) -> None:
