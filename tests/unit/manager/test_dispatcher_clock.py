@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import random
 
+from test_worker_interruptions import READ, FakeSession
+
 from callhome.clock import FakeClock
 from callhome.manager.jobs import Dispatcher
 from callhome.storage import MemoryStore
 from callhome.storage.jobs import Job, JobState
-from test_worker_interruptions import READ, FakeSession
 
 
 async def dispatcher(clock: FakeClock) -> tuple[Dispatcher, MemoryStore]:
