@@ -88,3 +88,18 @@ def test_the_check_sees_a_broken_rule(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("import os\n\ndef f():\n    from callhome.manager import service\n")
     assert [m for _, m in imports(module)] == ["os", "callhome.manager"]
+
+
+def test_the_api_reaches_the_manager_through_its_methods_only() -> None:
+    """api/ asks the Manager; it does not reach into its store, dispatcher or config."""
+    found = []
+    for path in sorted((SRC / "api").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "manager"
+                and node.attr in ("store", "jobs", "config", "sessions", "devices")
+            ):
+                found.append(f"{path.name}:{node.lineno} manager.{node.attr}")
+    assert found == []

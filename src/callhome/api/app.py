@@ -319,7 +319,7 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
 
     @app.get("/v1/health")
     async def health() -> dict[str, Any]:
-        return {"ok": True, "ports": manager.ports, "online": len(manager.sessions)}
+        return {"ok": True, "ports": manager.ports, "online": manager.online}
 
     @app.get("/v1/devices")
     async def devices(who: Actor) -> list[dict[str, Any]]:
@@ -346,10 +346,7 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
         return {"forgotten": name}
 
     async def _settle(job: Job, wait: float | None) -> dict[str, Any]:
-        if wait is None:
-            wait = manager.config.manager.rpc_timeout + 5 if manager.is_online(job.device) else 0
-        if wait > 0 and not job.final:
-            job = await manager.jobs.wait(job.id, wait)
+        job = await manager.settle_job(job, wait)
         shown = job_json(job, manager.mibs)
         if not job.final and (await manager.resolve(job.device)).orientation is None:
             shown["note"] = (
@@ -434,7 +431,7 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
         given. A full page after ``after`` links the next (``Link: <...>; rel="next"``,
         ``after`` its last id)."""
         limit = max(1, min(limit, 1000))
-        found = await manager.store.list_job_summaries(
+        found = await manager.list_job_summaries(
             device=device, state=state, after_id=after or 0, limit=limit, newest=after is None
         )
         if after is not None and len(found) == limit:
@@ -444,7 +441,7 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
 
     @app.get("/v1/jobs/{job_id}")
     async def job(job_id: int, who: Actor, wait: float = 0) -> dict[str, Any]:
-        found = await manager.store.get_job(job_id)
+        found = await manager.get_job(job_id)
         return await _settle(found, min(max(wait, 0), 3600))
 
     @app.post("/v1/jobs/{job_id}/cancel")
@@ -464,7 +461,7 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
         limit = max(1, min(limit, 1000))
         if wait > 0 and after is not None:
             await manager.wait_for_events(after, min(wait, 60))
-        found = await manager.store.list_events(
+        found = await manager.list_events(
             device=device, after_id=after or 0, limit=limit, newest=after is None
         )
         return [event_json(e) for e in found]

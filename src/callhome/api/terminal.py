@@ -155,9 +155,7 @@ def terminal_router(manager: Manager) -> APIRouter:
         tokens: TokenSet = request.app.state.tokens
         tokens.authorize(authorization, "read")
         limit = max(1, min(limit, 1000))
-        found = await manager.store.list_audit(
-            after_id=after or 0, limit=limit, newest=after is None
-        )
+        found = await manager.list_audit(after_id=after or 0, limit=limit, newest=after is None)
         return [asdict(e) for e in found]
 
     return router

@@ -57,8 +57,8 @@ from callhome.net.reverse_tls import ManagerTlsSettings, ReverseTlsListener
 from callhome.net.session import DeviceSession
 from callhome.net.snmp_tls import SnmpTlsListener, snmp_security_name
 from callhome.net.turn import ManagerTurnSettings, TurnListener
-from callhome.storage import Device, DeviceStatus, EventKind, Schedule, Store
-from callhome.storage.jobs import Job
+from callhome.storage import AuditEntry, Device, DeviceStatus, Event, EventKind, Schedule, Store
+from callhome.storage.jobs import Job, JobState, JobSummary
 
 log = logging.getLogger(__name__)
 
@@ -598,6 +598,49 @@ class Manager:
             not_before=not_before,
             expires=expires,
         )
+
+    # -- what the API reads (it reaches no further than these) -----------------------------
+    @property
+    def online(self) -> int:
+        """How many devices are connected now."""
+        return len(self.sessions)
+
+    async def get_job(self, job_id: int) -> Job:
+        return await self.store.get_job(job_id)
+
+    async def settle_job(self, job: Job, wait: float | None) -> Job:
+        """``job`` once final, or as it stands after ``wait`` seconds (None: a reply's
+        time if its device is connected, no wait if it is away)."""
+        if wait is None:
+            wait = self.config.manager.rpc_timeout + 5 if self.is_online(job.device) else 0
+        if wait > 0 and not job.final:
+            job = await self.jobs.wait(job.id, wait)
+        return job
+
+    async def list_job_summaries(
+        self,
+        *,
+        device: str | None = None,
+        state: JobState | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+        newest: bool = False,
+    ) -> list[JobSummary]:
+        return await self.store.list_job_summaries(
+            device=device, state=state, after_id=after_id, limit=limit, newest=newest
+        )
+
+    async def list_events(
+        self, *, device: str | None = None, after_id: int = 0, limit: int = 100, newest: bool
+    ) -> list[Event]:
+        return await self.store.list_events(
+            device=device, after_id=after_id, limit=limit, newest=newest
+        )
+
+    async def list_audit(
+        self, *, after_id: int = 0, limit: int = 100, newest: bool
+    ) -> list[AuditEntry]:
+        return await self.store.list_audit(after_id=after_id, limit=limit, newest=newest)
 
     def is_online(self, name: str) -> bool:
         return name in self.jobs.workers
