@@ -44,7 +44,7 @@ from callhome.config import ManagerConfig, ManagerSection
 from callhome.manager.jobs import MAX_READS_IN_FLIGHT
 from callhome.manager.service import Manager
 from callhome.net.keys import ensure_key, public_line
-from callhome.proto.netconf import messages
+from callhome.proto.netconf import operations
 from callhome.storage import open_store
 from callhome.storage.jobs import Job, JobState
 from callhome.storage.schema import metadata
@@ -160,7 +160,7 @@ class BothThreads:
 
 
 def get_config_op() -> etree._Element:
-    return messages.op_get_config("running")
+    return operations.op_get_config("running")
 
 
 def netconf_payload() -> dict[str, Any]:

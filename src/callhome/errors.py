@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class CallHomeError(Exception):
@@ -175,6 +176,22 @@ class RpcErrorInfo:
             if not self.path_namespaces:
                 object.__setattr__(self, "path_namespaces", dict(self.path.namespaces))
             object.__setattr__(self, "path", str(self.path))
+
+    def to_json(self) -> dict[str, Any]:
+        """Every field, as JSON values (enums as their wire text): how jobs store an
+        rpc-error and the API shows one."""
+        return {
+            "type": self.type.value,
+            "tag": self.tag.value,
+            "severity": self.severity.value,
+            "app_tag": self.app_tag,
+            "path": self.path,
+            "path_namespaces": dict(self.path_namespaces),
+            "message": self.message,
+            "message_lang": self.message_lang,
+            "info": self.info,
+            "info_items": dict(self.info_items),
+        }
 
     def describe(self) -> str:
         """A one-line human description, e.g. for the CLI."""

@@ -31,7 +31,7 @@ from callhome.manager.schedule import next_expected
 from callhome.manager.schedule_job import KIND as SCHEDULE_JOB
 from callhome.manager.schedule_job import schedule_payload
 from callhome.manager.service import Manager
-from callhome.proto.netconf import messages
+from callhome.proto.netconf import operations, xmltools
 from callhome.storage import Device, Event
 from callhome.storage.jobs import Job, JobState, JobSummary
 
@@ -244,7 +244,7 @@ def _fragment(xml: str | None, what: str) -> None:
     if xml is None:
         return
     try:
-        messages.parse_fragment(xml)
+        xmltools.parse_fragment(xml)
     except LocalProtocolError as exc:
         raise ConfigError(f"bad {what}: {exc}") from None
 
@@ -262,13 +262,13 @@ def build_operation(body: NetconfBody) -> etree._Element:
 def _build_operation(body: NetconfBody) -> etree._Element:
     op = body.operation
     if op == "get":
-        return messages.op_get(body.filter)
+        return operations.op_get(body.filter)
     if op == "get-config":
-        return messages.op_get_config(_datastore(body.source, "source"), body.filter)
+        return operations.op_get_config(_datastore(body.source, "source"), body.filter)
     if op == "edit-config":
         if not body.config:
             raise ConfigError("edit-config needs 'config' (the XML content of <config>)")
-        return messages.op_edit_config(
+        return operations.op_edit_config(
             _datastore(body.target, "target"),
             body.config,
             default_operation=body.default_operation,
@@ -276,18 +276,18 @@ def _build_operation(body: NetconfBody) -> etree._Element:
             test_option=body.test_option,
         )
     if op == "lock":
-        return messages.op_lock(_datastore(body.target, "target"))
+        return operations.op_lock(_datastore(body.target, "target"))
     if op == "unlock":
-        return messages.op_unlock(_datastore(body.target, "target"))
+        return operations.op_unlock(_datastore(body.target, "target"))
     if op == "kill-session":
         if body.session_id is None:
             raise ConfigError("kill-session needs 'session_id'")
-        return messages.op_kill_session(body.session_id)
+        return operations.op_kill_session(body.session_id)
     if op == "rpc":
         if not body.rpc:
             raise ConfigError("'rpc' needs the operation XML in 'rpc'")
         try:
-            return messages.parse_xml(body.rpc.encode())
+            return xmltools.parse_xml(body.rpc.encode())
         except ProtocolError as exc:
             raise ConfigError(f"bad rpc XML: {exc}") from None
     raise ConfigError(f"unknown operation {op!r}")

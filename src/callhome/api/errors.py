@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
@@ -79,10 +78,7 @@ def error_response(exc: Exception) -> JSONResponse:
     fields and the whole reply besides)."""
     body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc) or type(exc).__name__}
     if isinstance(exc, RpcError):
-        body["rpc_errors"] = [
-            {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(e).items()}
-            for e in exc.errors
-        ]
+        body["rpc_errors"] = [e.to_json() for e in exc.errors]
         body["reply"] = exc.reply_xml
     response = JSONResponse(body, status_code=status_of(exc))
     if response.status_code == 401:

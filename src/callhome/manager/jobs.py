@@ -22,8 +22,8 @@ from callhome.clock import SYSTEM, Clock
 from callhome.errors import DeviceError, ErrorSeverity, ProtocolError, RpcError, SessionClosed
 from callhome.manager import snmp
 from callhome.net.session import DeviceSession
-from callhome.proto.netconf import RpcReply, messages
-from callhome.proto.netconf.messages import parse_xml
+from callhome.proto.netconf import RpcReply, operations
+from callhome.proto.netconf.xmltools import parse_xml
 from callhome.storage import Store
 from callhome.storage.jobs import Job, JobInput, JobState, after_interruption
 
@@ -38,7 +38,6 @@ CAP_CONFIRMED = "urn:ietf:params:netconf:capability:confirmed-commit:1.1"
 CONFIRM_TIMEOUT = 120
 """Seconds a group's confirmed commit waits for its confirm before the device rolls back."""
 
-READ_ONLY_OPERATIONS = frozenset({"get", "get-config", "get-schema", "validate"})
 
 Notify = Callable[[Job], Awaitable[None]]
 Send = Callable[[etree._Element, bool], Awaitable[RpcReply]]
@@ -49,28 +48,11 @@ Executor = Callable[[DeviceSession, Job, Send], Awaitable[tuple[bool, dict[str, 
 SessionClosed requeues the job (nothing was changed)."""
 
 
-def is_read_only(operation: etree._Element) -> bool:
-    return etree.QName(operation).localname in READ_ONLY_OPERATIONS
-
-
 def reply_result(reply: RpcReply) -> dict[str, Any]:
     """A reply as stored in a job: the XML whole, and the errors with every field."""
     return {
         "reply": reply.xml.decode("utf-8", "replace"),
-        "errors": [error_json(e) for e in reply.errors],
-    }
-
-
-def error_json(error: Any) -> dict[str, Any]:
-    return {
-        "type": error.type.value,
-        "tag": error.tag.value,
-        "severity": error.severity.value,
-        "app_tag": error.app_tag,
-        "path": error.path,
-        "message": error.message,
-        "info": error.info,
-        "info_items": dict(error.info_items),
+        "errors": [e.to_json() for e in reply.errors],
     }
 
 
@@ -288,30 +270,30 @@ class DeviceWorker:
 
         locked = False
         try:
-            await step(messages.op_lock("candidate"))
+            await step(operations.op_lock("candidate"))
             locked = True
-            await step(messages.op_discard_changes())
+            await step(operations.op_discard_changes())
             for config in edits:
-                await step(messages.op_edit_config("candidate", str(config)))
+                await step(operations.op_edit_config("candidate", str(config)))
             if CAP_CONFIRMED in caps:
                 # Between the confirmed commit and its confirm, a crash is harmless: the
                 # device rolls the commit back when our session ends, so a retry is safe.
                 store = self.dispatcher.store
                 await store.set_job_retry_safe(job.id, True, self._now())
-                await step(messages.op_commit(confirmed=True, confirm_timeout=CONFIRM_TIMEOUT))
+                await step(operations.op_commit(confirmed=True, confirm_timeout=CONFIRM_TIMEOUT))
                 await store.set_job_retry_safe(job.id, False, self._now())
-            await step(messages.op_commit())
-            await step(messages.op_unlock("candidate"))
+            await step(operations.op_commit())
+            await step(operations.op_unlock("candidate"))
             locked = False
         except RpcError as exc:
             await self._abandon(locked)
-            return JobInput.FAIL, {"steps": steps, "errors": [error_json(e) for e in exc.errors]}
+            return JobInput.FAIL, {"steps": steps, "errors": [e.to_json() for e in exc.errors]}
         return JobInput.SUCCEED, {"steps": steps}
 
     async def _abandon(self, locked: bool) -> None:
         if not locked:
             return
-        for op in (messages.op_discard_changes(), messages.op_unlock("candidate")):
+        for op in (operations.op_discard_changes(), operations.op_unlock("candidate")):
             try:
                 await self._send(op)
             except _Interrupted:

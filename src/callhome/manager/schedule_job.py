@@ -44,7 +44,7 @@ from callhome.proto.call_home import (
     read_clients,
     revision_supported,
 )
-from callhome.proto.netconf import RpcReply, messages
+from callhome.proto.netconf import RpcReply, operations
 from callhome.proto.netconf.capabilities import ModuleSet
 from callhome.proto.schedule import (
     DEFAULT_IDLE_TIMEOUT,
@@ -161,7 +161,7 @@ async def run_schedule_job(
         problem = anchor_allowed(server.revision, str(anchor))
         if problem is not None:
             return _failed(problem)
-    reply = await send(messages.op_get_config("running", FILTER), False)
+    reply = await send(operations.op_get_config("running", FILTER), False)
     if not reply.ok or reply.data is None:
         return False, {"step": "read call-home", **reply_result(reply)}
     clients = read_clients(reply.data)
@@ -182,7 +182,7 @@ async def run_schedule_job(
     done = {"client": client.name, "revision": server.revision}
     caps = set(session.capabilities)
     if WRITABLE_RUNNING in caps:
-        reply = await send(messages.op_edit_config("running", config), True)
+        reply = await send(operations.op_edit_config("running", config), True)
         return reply.ok, {**done, **reply_result(reply)}
     if CANDIDATE not in caps:
         return _failed("the device has neither :writable-running nor :candidate", **done)
@@ -192,19 +192,19 @@ async def run_schedule_job(
 async def _through_candidate(config: etree._Element, send: Send, done: dict[str, Any]) -> Outcome:
     """lock candidate, edit it, commit, unlock; on a refusal, discard and unlock."""
     steps: list[dict[str, Any]] = []
-    lock = await send(messages.op_lock("candidate"), False)
+    lock = await send(operations.op_lock("candidate"), False)
     steps.append(reply_result(lock))
     if not lock.ok:
         return False, {**done, "step": "lock candidate", "steps": steps, **reply_result(lock)}
     for step, operation in (
-        ("edit candidate", messages.op_edit_config("candidate", config)),
-        ("commit", messages.op_commit()),
+        ("edit candidate", operations.op_edit_config("candidate", config)),
+        ("commit", operations.op_commit()),
     ):
         reply = await send(operation, True)
         steps.append(reply_result(reply))
         if not reply.ok:
-            for undo in (messages.op_discard_changes(), messages.op_unlock("candidate")):
+            for undo in (operations.op_discard_changes(), operations.op_unlock("candidate")):
                 await send(undo, True)
             return False, {**done, "step": step, "steps": steps, **reply_result(reply)}
-    steps.append(reply_result(await send(messages.op_unlock("candidate"), True)))
+    steps.append(reply_result(await send(operations.op_unlock("candidate"), True)))
     return True, {**done, "steps": steps}

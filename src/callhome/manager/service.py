@@ -36,7 +36,7 @@ from callhome.errors import (
     UnknownDevice,
 )
 from callhome.identity import Identity
-from callhome.manager.jobs import Dispatcher, Send, is_read_only
+from callhome.manager.jobs import Dispatcher, Send
 from callhome.manager.lognotes import LogLimiter, held_note
 from callhome.manager.mibs import CACHE_DIR, MibNames
 from callhome.manager.modules import ModuleCatalog
@@ -57,6 +57,7 @@ from callhome.net.reverse_tls import ManagerTlsSettings, ReverseTlsListener
 from callhome.net.session import DeviceSession
 from callhome.net.snmp_tls import SnmpTlsListener, snmp_security_name
 from callhome.net.turn import ManagerTurnSettings, TurnListener
+from callhome.proto.netconf import operations
 from callhome.storage import AuditEntry, Device, DeviceStatus, Event, EventKind, Schedule, Store
 from callhome.storage.jobs import Job, JobState, JobSummary
 
@@ -594,7 +595,7 @@ class Manager:
             "netconf",
             {"operation": xml, "name": etree.QName(operation).localname},
             actor,
-            read_only=is_read_only(operation),
+            read_only=operations.is_read_only(operation),
             not_before=not_before,
             expires=expires,
         )

@@ -38,7 +38,8 @@ from callhome.proto.netconf import (
     RpcRequest,
     ServerCore,
     SessionEnded,
-    messages,
+    operations,
+    xmltools,
 )
 from callhome.proto.netconf.session import Message
 
@@ -224,7 +225,7 @@ class NetconfClient:
     async def _parse_aside(self, message: Message) -> None:
         try:
             try:
-                root = await asyncio.to_thread(messages.parse_xml, message.data)
+                root = await asyncio.to_thread(xmltools.parse_xml, message.data)
                 event = self._core.accept(message, root)
             finally:
                 self._parsing = None
@@ -342,10 +343,10 @@ class NetconfClient:
 
     # -- typed operations ------------------------------------------------------------------
     async def get_config(self, source: str = "running", filter: str | None = None) -> RpcReply:
-        return await self.rpc(messages.op_get_config(source, filter))
+        return await self.rpc(operations.op_get_config(source, filter))
 
     async def get(self, filter: str | None = None) -> RpcReply:
-        return await self.rpc(messages.op_get(filter))
+        return await self.rpc(operations.op_get(filter))
 
     async def edit_config(
         self,
@@ -357,7 +358,7 @@ class NetconfClient:
         test_option: str | None = None,
     ) -> RpcReply:
         return await self.rpc(
-            messages.op_edit_config(
+            operations.op_edit_config(
                 target,
                 config,
                 default_operation=default_operation,
@@ -367,13 +368,13 @@ class NetconfClient:
         )
 
     async def lock(self, target: str = "running") -> RpcReply:
-        return await self.rpc(messages.op_lock(target))
+        return await self.rpc(operations.op_lock(target))
 
     async def unlock(self, target: str = "running") -> RpcReply:
-        return await self.rpc(messages.op_unlock(target))
+        return await self.rpc(operations.op_unlock(target))
 
     async def kill_session(self, session_id: int) -> RpcReply:
-        return await self.rpc(messages.op_kill_session(session_id))
+        return await self.rpc(operations.op_kill_session(session_id))
 
     async def close_session(self, timeout: float = 5.0) -> None:
         """End the NETCONF session politely; the channel is closed in any case, and the
@@ -381,7 +382,7 @@ class NetconfClient:
         self._closing = True
         try:
             if not self._closed.done():
-                await self.rpc(messages.op_close_session(), timeout)
+                await self.rpc(operations.op_close_session(), timeout)
         except (SessionClosed, RpcError, TimeoutError):
             pass
         finally:

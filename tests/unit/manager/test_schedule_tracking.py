@@ -154,7 +154,7 @@ class _Session:
 
     def __init__(self, reply: str, capabilities: tuple[str, ...] = (CAPABILITY,)) -> None:
         from callhome.net.session import Orientation
-        from callhome.proto.netconf.messages import parse_xml
+        from callhome.proto.netconf.xmltools import parse_xml
 
         self.fingerprint = FP
         self.name = "r1"

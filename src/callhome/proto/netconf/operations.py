@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import cast
+from typing import Final, cast
 
 from lxml import etree
 
@@ -30,8 +30,10 @@ from callhome.proto.netconf.xmltools import (
 __all__ = [
     "DEFAULT_OPERATIONS",
     "ERROR_OPTIONS",
+    "READ_ONLY",
     "TEST_OPTIONS",
     "XmlInput",
+    "is_read_only",
     "op_cancel_commit",
     "op_close_session",
     "op_commit",
@@ -50,6 +52,9 @@ __all__ = [
 
 XmlInput = str | bytes | etree._Element
 """XML from a caller: text of a fragment of elements, or one element (copied, not moved)."""
+
+READ_ONLY: Final = frozenset({"get", "get-config", "get-schema", "validate"})
+"""Operations that change nothing on the device (by local name)."""
 
 DEFAULT_OPERATIONS = ("merge", "replace", "none")
 TEST_OPTIONS = ("test-then-set", "set", "test-only")
@@ -70,6 +75,12 @@ def _datastore(parent: etree._Element, datastore: str, what: str) -> None:
         etree.SubElement(holder, qname(datastore))
     except ValueError:
         raise LocalProtocolError(f"{datastore!r} is not a datastore name") from None
+
+
+def is_read_only(operation: etree._Element) -> bool:
+    """Whether ``operation`` only reads (``READ_ONLY``): such jobs may run side by side, and
+    are sent again after a crash."""
+    return etree.QName(operation).localname in READ_ONLY
 
 
 def _append_xml(parent: etree._Element, xml: XmlInput) -> None:
