@@ -35,7 +35,7 @@ from callhome.agent.yang.modules import load_modules
 from callhome.clock import SYSTEM, Clock
 from callhome.config import AgentConfig, load
 from callhome.errors import ConfigError
-from callhome.net.dial import CallHomeConnection, DeviceTransports, load_manager_keys
+from callhome.net.dial import CallHomeConnection, DeviceTransports, accepted_managers
 from callhome.net.keys import ensure_key, identity_of
 from callhome.proto.reconnect import ReconnectPlan
 from callhome.proto.snmp import Oid, VarBind
@@ -87,13 +87,13 @@ class Agent:
                 config.path(wanted.log), max_events=wanted.max_events, max_age=wanted.max_age
             )
             self.notifications = NotificationCenter(event_log, list_keys=list_keys)
-        uses = {e.orientation for e in config.endpoints}
-        manager_keys = load_manager_keys(config) if "reverse-ssh" in uses else []
+        accepted = accepted_managers(config)
+        manager_keys = accepted.keys
         self.managers = ManagerDirectory(
             config.managers,
             [identity_of(k).fingerprint for k in manager_keys],
-            certificates=config.tls.manager_fingerprints if "reverse-tls" in uses else (),
-            host_keys=config.turn.manager_host_keys if "turn" in uses else (),
+            certificates=accepted.certificates,
+            host_keys=accepted.host_keys,
             turn_user=config.turn.username,
             base_dir=config.state_dir,
         )

@@ -187,7 +187,6 @@ Spawn = Callable[[Coroutine[Any, Any, Any]], None]
 
 Dialled = Callable[[DeviceSession], list[tuple[str, int]]]
 """The (host, port) places a session's device may have dialled to reach this manager."""
-_TRANSPORT: Final = {"reverse-ssh": "ssh", "reverse-tls": "tls"}
 
 
 class ScheduleWatcher:
@@ -281,7 +280,7 @@ class ScheduleWatcher:
         try:
             return pick_client(
                 clients,
-                transport=_TRANSPORT.get(session.orientation.value, "ssh"),
+                transport=session.orientation.model_transport,
                 dialled=self._dialled(session),
             ).name
         except NoClientMatch as exc:

@@ -33,7 +33,7 @@ from lxml import etree
 
 from callhome.errors import ConfigError
 from callhome.manager.jobs import reply_result
-from callhome.net.session import DeviceSession, Orientation
+from callhome.net.session import DeviceSession
 from callhome.proto.call_home import (
     FILTER,
     SUPPORTED_FROM,
@@ -66,7 +66,6 @@ KIND: Final = "schedule"
 """The job kind."""
 MODULE: Final = "ietf-netconf-server"
 _MAX_UINT16: Final = 65535
-_TRANSPORT: Final = {Orientation.REVERSE_SSH: "ssh", Orientation.REVERSE_TLS: "tls"}
 _CAP: Final = "urn:ietf:params:netconf:capability:"
 WRITABLE_RUNNING: Final = f"{_CAP}writable-running:1.0"
 CANDIDATE: Final = f"{_CAP}candidate:1.0"
@@ -168,7 +167,7 @@ async def run_schedule_job(
     try:
         client = pick_client(
             clients,
-            transport=_TRANSPORT.get(session.orientation, "ssh"),
+            transport=session.orientation.model_transport,
             dialled=dialled,
             name=payload.get("client"),
         )

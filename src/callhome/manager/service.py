@@ -19,10 +19,6 @@ from lxml import etree
 
 from callhome.clock import SYSTEM, Clock
 from callhome.config import (
-    DEFAULT_SNMP_TLS_PORT,
-    DEFAULT_SSH_PORT,
-    DEFAULT_TLS_PORT,
-    DEFAULT_TURN_PORT,
     ManagerConfig,
     parse_hostport,
 )
@@ -49,14 +45,9 @@ from callhome.manager.schedule import ScheduleWatcher
 from callhome.manager.schedule_job import KIND as SCHEDULE_JOB
 from callhome.manager.schedule_job import run_schedule_job
 from callhome.manager.snmp_events import NotificationReceiver
-from callhome.net.guard import guard_limits
 from callhome.net.keys import ensure_key, load_private_key
-from callhome.net.netconf import netconf_limits
-from callhome.net.reverse_ssh import ManagerSshSettings, ReverseSshListener
-from callhome.net.reverse_tls import ManagerTlsSettings, ReverseTlsListener
+from callhome.net.listeners import Listeners, start_listeners
 from callhome.net.session import DeviceSession
-from callhome.net.snmp_tls import SnmpTlsListener, snmp_security_name
-from callhome.net.turn import ManagerTurnSettings, TurnListener
 from callhome.proto.netconf import operations
 from callhome.storage import AuditEntry, Device, DeviceStatus, Event, EventKind, Schedule, Store
 from callhome.storage.jobs import Job, JobState, JobSummary
@@ -77,9 +68,8 @@ class Manager:
         """Where the manager's time comes from (``callhome.clock``)."""
         self.devices: dict[str, Device] = {}
         self.sessions: dict[str, DeviceSession] = {}
-        self.ports: list[int] = []
-        self.addresses: list[str] = []
-        """Where the listeners are bound, as ``host:port``, in the order of ``ports``."""
+        self.listeners = Listeners()
+        """The call-home listeners, once started (``callhome.net.listeners``)."""
         self._noted: dict[tuple[str, str], float] = {}
         self.log_notes = LogLimiter(
             config.manager.log_interval, config.manager.log_burst, clock=clock.monotonic
@@ -87,8 +77,6 @@ class Manager:
         """Limits the log lines of connects, disconnects, refusals and protocol errors."""
         self.retention = Retention(store, config.retention, clock=clock.time, sleep=clock.sleep)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._listener: ReverseSshListener | None = None
-        self._more_listeners: list[ReverseTlsListener | TurnListener] = []
         self._mibs: MibNames | None = None
         self.changed = asyncio.Condition()
         self.jobs = Dispatcher(
@@ -141,25 +129,19 @@ class Manager:
         if recovered:
             log.info("recovered %d jobs that were running when the manager stopped", len(recovered))
         self._spawn(self.retention.run())  # prunes now, then every [retention] interval
-        self._listener = ReverseSshListener(
-            self,
-            ManagerSshSettings(
-                username=section.username,
-                credentials=credentials,
-                keepalive=section.keepalive,
-                algorithms=section.algorithms,
-                handshake_timeout=section.handshake_timeout,
-                rpc_timeout=section.rpc_timeout,
-                limits=netconf_limits(section),
-                max_unauthenticated=section.max_unauthenticated,
-                guard=guard_limits(section.guard),
-            ),
-        )
-        shown = await self._listen(self._listener, section.listen, DEFAULT_SSH_PORT)
-        log.info("manager listening for reverse-ssh call home on %s", shown)
-        await self._start_tls_and_turn()
+        self.listeners = await start_listeners(cfg, self, credentials)
         self._spawn(self._say_held_back())
         return self.ports
+
+    @property
+    def ports(self) -> list[int]:
+        """The ports the listeners are bound to."""
+        return self.listeners.ports
+
+    @property
+    def addresses(self) -> list[str]:
+        """Where the listeners are bound, as ``host:port``, in the order of ``ports``."""
+        return self.listeners.addresses
 
     @property
     def mibs(self) -> MibNames:
@@ -168,62 +150,8 @@ class Manager:
             self._mibs = MibNames.load()
         return self._mibs
 
-    async def _start_tls_and_turn(self) -> None:
-        """The reverse-tls and turn listeners, each only if its section lists addresses."""
-        cfg, section = self.config, self.config.manager
-        tls, turn = section.tls, section.turn
-        listener: ReverseTlsListener | TurnListener
-        tls_settings = (
-            ManagerTlsSettings.from_config(cfg) if tls.listen or tls.snmp_listen else None
-        )
-        if tls.listen and tls_settings is not None:
-            listener = ReverseTlsListener(self, tls_settings)
-            self._more_listeners.append(listener)
-            shown = await self._listen(listener, tls.listen, DEFAULT_TLS_PORT)
-            log.info("manager listening for reverse-tls call home on %s", shown)
-        if tls.snmp_listen and tls_settings is not None:
-            listener = SnmpTlsListener(self, tls_settings, snmp_security_name(cfg))
-            self._more_listeners.append(listener)
-            shown = await self._listen(listener, tls.snmp_listen, DEFAULT_SNMP_TLS_PORT)
-            log.info("manager listening for SNMP over TLS call home on %s", shown)
-        if turn.listen:
-            listener = TurnListener(
-                self,
-                ManagerTurnSettings(
-                    host_key=ensure_key(cfg.path(turn.host_key)),
-                    keepalive=section.keepalive,
-                    algorithms=section.algorithms,
-                    handshake_timeout=section.handshake_timeout,
-                    rpc_timeout=section.rpc_timeout,
-                    limits=netconf_limits(section),
-                    max_unauthenticated=section.max_unauthenticated,
-                    guard=guard_limits(section.guard),
-                ),
-            )
-            self._more_listeners.append(listener)
-            shown = await self._listen(listener, turn.listen, DEFAULT_TURN_PORT)
-            log.info("manager listening for turn (netconf-turn over SSH) on %s", shown)
-
-    async def _listen(
-        self,
-        listener: ReverseSshListener | ReverseTlsListener | TurnListener,
-        addresses: list[str],
-        default_port: int,
-    ) -> str:
-        """Listen on each address; the ports bound join ``self.ports``; where, for the log."""
-        bound = []
-        for address in addresses:
-            host, port = parse_hostport(address, default_port)
-            self.ports.append(await listener.listen(host, port))
-            bound.append(_hostport(host, self.ports[-1]))
-            self.addresses.append(bound[-1])
-        return ", ".join(bound)
-
     async def stop(self) -> None:
-        if self._listener is not None:
-            await self._listener.close()
-        for listener in self._more_listeners:
-            await listener.close()
+        await self.listeners.close()
         await self.jobs.stop()
         for session in list(self.sessions.values()):
             session.close_for("the manager stopped")
@@ -665,9 +593,7 @@ class Manager:
         """Where ``session``'s device may have dialled to reach this manager: the address
         its connection reached, and ``[manager] public_addresses``."""
         places = [] if session.local_address is None else [session.local_address]
-        default = (
-            DEFAULT_TLS_PORT if session.orientation.value == "reverse-tls" else DEFAULT_SSH_PORT
-        )
+        default = session.orientation.default_port
         places += [parse_hostport(a, default) for a in self.config.manager.public_addresses]
         return places
 

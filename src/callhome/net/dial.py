@@ -35,8 +35,10 @@ from callhome.net.snmp_tls import SnmpTlsService, dial_snmp_tls
 from callhome.net.turn import DeviceTurnSettings, dial_turn
 
 __all__ = [
+    "AcceptedManagers",
     "CallHomeConnection",
     "DeviceTransports",
+    "accepted_managers",
     "address_of",
     "default_port",
     "load_manager_keys",
@@ -92,6 +94,27 @@ def load_manager_keys(config: AgentConfig) -> list[asyncssh.SSHKey]:
     if not keys:
         raise ConfigError("no manager key configured: this device would accept no manager")
     return keys
+
+
+@dataclass(frozen=True)
+class AcceptedManagers:
+    """The managers a device accepts, by what authenticates them in the orientations its
+    endpoints use: SSH user keys (reverse-ssh), certificate fingerprints (reverse-tls) and
+    SSH host keys (turn)."""
+
+    keys: list[asyncssh.SSHKey]
+    certificates: list[str]
+    host_keys: list[str]
+
+
+def accepted_managers(config: AgentConfig) -> AcceptedManagers:
+    """What authenticates a manager to this device (see :class:`AcceptedManagers`)."""
+    uses = {e.orientation for e in config.endpoints}
+    return AcceptedManagers(
+        keys=load_manager_keys(config) if "reverse-ssh" in uses else [],
+        certificates=list(config.tls.manager_fingerprints) if "reverse-tls" in uses else [],
+        host_keys=list(config.turn.manager_host_keys) if "turn" in uses else [],
+    )
 
 
 @dataclass

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from callhome.config import DEFAULT_SSH_PORT, DEFAULT_TLS_PORT, DEFAULT_TURN_PORT
 from callhome.errors import DeviceError
 from callhome.identity import Identity
 from callhome.net.channels import DeviceChannel
@@ -30,6 +31,21 @@ class Orientation(StrEnum):
     REVERSE_SSH = "reverse-ssh"
     REVERSE_TLS = "reverse-tls"
     TURN = "turn"
+
+    @property
+    def model_transport(self) -> str:
+        """The transport of this connection as ietf-netconf-server's call-home endpoints name
+        it (``ssh``, ``tls``); turn, which the model has no place for, counts as ``ssh``."""
+        return "tls" if self is Orientation.REVERSE_TLS else "ssh"
+
+    @property
+    def default_port(self) -> int:
+        """The manager's well-known port for this orientation."""
+        return {
+            Orientation.REVERSE_SSH: DEFAULT_SSH_PORT,
+            Orientation.REVERSE_TLS: DEFAULT_TLS_PORT,
+            Orientation.TURN: DEFAULT_TURN_PORT,
+        }[self]
 
 
 @dataclass

@@ -1,0 +1,146 @@
+"""The manager's side of every orientation: start the listeners its configuration asks for.
+
+The orientation of a call-home connection is decided here and in the adapters beside this
+module, nowhere else (DESIGN.md): the manager gives its ``[manager]`` section, its keys and
+its :class:`~callhome.net.session.Admission`, and gets the listeners bound, each turning
+accepted connections into ``DeviceSession`` objects. Adding an orientation adds an adapter
+and its lines here.
+
+- reverse-ssh (RFC 8071 section 3): ``[manager] listen``, always;
+- reverse-tls (RFC 8071 section 4): ``[manager.tls] listen``;
+- SNMP over TLS (RFC 6353): ``[manager.tls] snmp_listen``;
+- turn (the seed's section 7): ``[manager.turn] listen``.
+
+Every listener gets the same budgets (``[manager]``'s NetconfLimits) and flood guard
+(``[manager.guard]``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import asyncssh
+
+from callhome.config import (
+    DEFAULT_SNMP_TLS_PORT,
+    DEFAULT_SSH_PORT,
+    DEFAULT_TLS_PORT,
+    DEFAULT_TURN_PORT,
+    ManagerConfig,
+    parse_hostport,
+)
+from callhome.net.guard import guard_limits
+from callhome.net.keys import ensure_key
+from callhome.net.netconf import netconf_limits
+from callhome.net.reverse_ssh import ManagerSshSettings, ReverseSshListener
+from callhome.net.reverse_tls import ManagerTlsSettings, ReverseTlsListener
+from callhome.net.session import Admission
+from callhome.net.snmp_tls import SnmpTlsListener, snmp_security_name
+from callhome.net.turn import ManagerTurnSettings, TurnListener
+
+__all__ = ["Listener", "Listeners", "start_listeners"]
+
+log = logging.getLogger(__name__)
+
+
+class Listener(Protocol):
+    async def listen(self, host: str, port: int) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass
+class Listeners:
+    """The listeners a manager runs, and where they are bound."""
+
+    running: list[Listener] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+    addresses: list[str] = field(default_factory=list)
+    """Where the listeners are bound, as ``host:port``, in the order of ``ports``."""
+
+    async def add(self, what: str, listener: Listener, at: Sequence[str], default: int) -> None:
+        """Bind ``listener`` on each address of ``at`` and log where."""
+        self.running.append(listener)
+        bound = []
+        for address in at:
+            host, port = parse_hostport(address, default)
+            self.ports.append(await listener.listen(host, port))
+            bound.append(_hostport(host, self.ports[-1]))
+            self.addresses.append(bound[-1])
+        log.info("manager listening for %s on %s", what, ", ".join(bound))
+
+    async def close(self) -> None:
+        for listener in self.running:
+            await listener.close()
+        self.running.clear()
+
+
+async def start_listeners(
+    config: ManagerConfig,
+    admission: Admission,
+    credentials: Mapping[str, asyncssh.SSHKey],
+) -> Listeners:
+    """Start every listener ``config`` asks for; ``credentials`` are the keys the manager
+    presents to devices over reverse-ssh ("" the default one)."""
+    section = config.manager
+    limits, guard = netconf_limits(section), guard_limits(section.guard)
+    listeners = Listeners()
+    ssh = ManagerSshSettings(
+        username=section.username,
+        credentials=dict(credentials),
+        keepalive=section.keepalive,
+        algorithms=section.algorithms,
+        handshake_timeout=section.handshake_timeout,
+        rpc_timeout=section.rpc_timeout,
+        limits=limits,
+        max_unauthenticated=section.max_unauthenticated,
+        guard=guard,
+    )
+    await listeners.add(
+        "reverse-ssh call home",
+        ReverseSshListener(admission, ssh),
+        section.listen,
+        DEFAULT_SSH_PORT,
+    )
+    tls, turn = section.tls, section.turn
+    if tls.listen or tls.snmp_listen:
+        tls_settings = ManagerTlsSettings.from_config(config)
+        if tls.listen:
+            await listeners.add(
+                "reverse-tls call home",
+                ReverseTlsListener(admission, tls_settings),
+                tls.listen,
+                DEFAULT_TLS_PORT,
+            )
+        if tls.snmp_listen:
+            await listeners.add(
+                "SNMP over TLS call home",
+                SnmpTlsListener(admission, tls_settings, snmp_security_name(config)),
+                tls.snmp_listen,
+                DEFAULT_SNMP_TLS_PORT,
+            )
+    if turn.listen:
+        settings = ManagerTurnSettings(
+            host_key=ensure_key(config.path(turn.host_key)),
+            keepalive=section.keepalive,
+            algorithms=section.algorithms,
+            handshake_timeout=section.handshake_timeout,
+            rpc_timeout=section.rpc_timeout,
+            limits=limits,
+            max_unauthenticated=section.max_unauthenticated,
+            guard=guard,
+        )
+        await listeners.add(
+            "turn (netconf-turn over SSH)",
+            TurnListener(admission, settings),
+            turn.listen,
+            DEFAULT_TURN_PORT,
+        )
+    return listeners
