@@ -84,7 +84,10 @@ class Proc:
                 raise AssertionError(f"{self.name} exited:\n{self.output()}")
             return None
 
-        return wait_until(find, timeout)
+        try:
+            return wait_until(find, timeout)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; {self.name} wrote:\n{self.output()}") from None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
         if self.proc.poll() is None:

@@ -124,4 +124,10 @@ def test_the_old_default_ciphers_turn_a_ctr_only_dbclient_away(
     assert b"No matching algo enc" in done.stderr, done.stderr
     assert done.stdout == b""
     assert agent.proc is not None
-    agent.proc.wait_for(r"No matching encryption algorithm found, sent " + OLD_DEFAULT_CIPHERS)
+    # which side finds no match first is a race: dbclient may hang up before the agent
+    # reads its KEXINIT, and the agent then only sees the handshake end
+    agent.proc.wait_for(
+        r"No matching encryption algorithm found, sent "
+        + OLD_DEFAULT_CIPHERS
+        + r"|closed the connection during the handshake"
+    )

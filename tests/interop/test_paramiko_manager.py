@@ -121,4 +121,7 @@ def test_the_old_default_ciphers_turn_a_ctr_only_paramiko_away(
     finally:
         t.close()
     assert agent.proc is not None
-    agent.proc.wait_for(r"No matching encryption algorithm found")
+    # which side finds no match first is a race (see the dbclient test)
+    agent.proc.wait_for(
+        r"No matching encryption algorithm found|closed the connection during the handshake"
+    )
