@@ -660,11 +660,6 @@ class Manager:
                 await asyncio.wait_for(self.changed.wait(), timeout)
 
 
-def _hostport(host: str, port: int) -> str:
-    """``host:port``, an IPv6 address in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _shown(text: str, limit: int = 200) -> str:
     """A peer's text as a log line shows it: printable, on one line, at most ``limit``."""
     shown = "".join(c if c.isprintable() else "?" for c in text)

@@ -56,10 +56,13 @@ FAILED_PENALTY = 1.0
 
 
 class GuardSettings(Protocol):
-    """The fields of a listener's settings the guard reads."""
+    """The fields of a listener's limits the guard reads."""
 
-    handshake_timeout: float
-    max_unauthenticated: int
+    @property
+    def handshake_timeout(self) -> float: ...
+
+    @property
+    def max_unauthenticated(self) -> int: ...
 
 
 @dataclass(frozen=True)

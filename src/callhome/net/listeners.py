@@ -11,8 +11,8 @@ and its lines here.
 - SNMP over TLS (RFC 6353): ``[manager.tls] snmp_listen``;
 - turn (the seed's section 7): ``[manager.turn] listen``.
 
-Every listener gets the same budgets (``[manager]``'s NetconfLimits) and flood guard
-(``[manager.guard]``).
+Every listener gets the same :class:`~callhome.net.accept.ListenerLimits`: the time and size
+budgets of ``[manager]`` and the flood guard of ``[manager.guard]``.
 """
 
 from __future__ import annotations
@@ -32,12 +32,11 @@ from callhome.config import (
     ManagerConfig,
     parse_hostport,
 )
-from callhome.net.guard import guard_limits
+from callhome.net.accept import ListenerLimits
 from callhome.net.keys import ensure_key
-from callhome.net.netconf import netconf_limits
 from callhome.net.reverse_ssh import ManagerSshSettings, ReverseSshListener
 from callhome.net.reverse_tls import ManagerTlsSettings, ReverseTlsListener
-from callhome.net.session import Admission
+from callhome.net.session import Admission, hostport
 from callhome.net.snmp_tls import SnmpTlsListener, snmp_security_name
 from callhome.net.turn import ManagerTurnSettings, TurnListener
 
@@ -50,10 +49,6 @@ class Listener(Protocol):
     async def listen(self, host: str, port: int) -> int: ...
 
     async def close(self) -> None: ...
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass
@@ -72,7 +67,7 @@ class Listeners:
         for address in at:
             host, port = parse_hostport(address, default)
             self.ports.append(await listener.listen(host, port))
-            bound.append(_hostport(host, self.ports[-1]))
+            bound.append(hostport(host, self.ports[-1]))
             self.addresses.append(bound[-1])
         log.info("manager listening for %s on %s", what, ", ".join(bound))
 
@@ -90,19 +85,9 @@ async def start_listeners(
     """Start every listener ``config`` asks for; ``credentials`` are the keys the manager
     presents to devices over reverse-ssh ("" the default one)."""
     section = config.manager
-    limits, guard = netconf_limits(section), guard_limits(section.guard)
+    limits = ListenerLimits.from_config(section)
     listeners = Listeners()
-    ssh = ManagerSshSettings(
-        username=section.username,
-        credentials=dict(credentials),
-        keepalive=section.keepalive,
-        algorithms=section.algorithms,
-        handshake_timeout=section.handshake_timeout,
-        rpc_timeout=section.rpc_timeout,
-        limits=limits,
-        max_unauthenticated=section.max_unauthenticated,
-        guard=guard,
-    )
+    ssh = ManagerSshSettings(section.username, dict(credentials), section.algorithms, limits)
     await listeners.add(
         "reverse-ssh call home",
         ReverseSshListener(admission, ssh),
@@ -127,16 +112,8 @@ async def start_listeners(
                 DEFAULT_SNMP_TLS_PORT,
             )
     if turn.listen:
-        settings = ManagerTurnSettings(
-            host_key=ensure_key(config.path(turn.host_key)),
-            keepalive=section.keepalive,
-            algorithms=section.algorithms,
-            handshake_timeout=section.handshake_timeout,
-            rpc_timeout=section.rpc_timeout,
-            limits=limits,
-            max_unauthenticated=section.max_unauthenticated,
-            guard=guard,
-        )
+        host_key = ensure_key(config.path(turn.host_key))
+        settings = ManagerTurnSettings(host_key, section.algorithms, limits)
         await listeners.add(
             "turn (netconf-turn over SSH)",
             TurnListener(admission, settings),

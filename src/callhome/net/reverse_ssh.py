@@ -12,7 +12,6 @@ configured time (RFC 8071 S5), and serves the ``netconf`` subsystem.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,8 +20,15 @@ from typing import Any
 import asyncssh
 
 from callhome.config import KeepaliveConfig, SshAlgorithms
-from callhome.errors import DeviceError, ServiceRefused, SessionClosed
+from callhome.errors import DeviceError, ServiceRefused
 from callhome.identity import Identity
+from callhome.net.accept import (
+    ListenerLimits,
+    ManagerListener,
+    NoHello,
+    exchange_hellos,
+    no_hello,
+)
 from callhome.net.channels import (
     DeviceChannel,
     DeviceServices,
@@ -31,18 +37,22 @@ from callhome.net.channels import (
     open_session_channel,
     open_tcp_channel,
 )
-from callhome.net.guard import GuardLimits, Handshake, HandshakeGuard
+from callhome.net.guard import Handshake
 from callhome.net.keys import identity_of
 from callhome.net.netconf import (
-    CLOSED_AT_ONCE,
     ClientFeed,
     NetconfClient,
     NetconfHandler,
-    NetconfLimits,
     NetconfServerDriver,
     Principal,
 )
-from callhome.net.session import Admission, DeviceSession, Orientation, local_address
+from callhome.net.session import (
+    Admission,
+    DeviceSession,
+    Orientation,
+    local_address,
+    peer_address,
+)
 from callhome.net.snmp import SNMP_SUBSYSTEM, SnmpChannel, SnmpHandler, open_snmp_client
 from callhome.net.ssh_algorithms import (
     client_algorithm_options,
@@ -50,18 +60,11 @@ from callhome.net.ssh_algorithms import (
     server_algorithm_options,
     warn_legacy,
 )
+from callhome.net.ssh_common import SSH_ERRORS, FeedingChannel
 
 log = logging.getLogger(__name__)
 
 NETCONF_SUBSYSTEM = "netconf"
-
-
-def _address(conn: asyncssh.SSHClientConnection | asyncssh.SSHServerConnection) -> str:
-    peer = conn.get_extra_info("peername")
-    if not peer:
-        return "unknown"
-    host, port = peer[0], peer[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 # --------------------------------------------------------------------------------------
@@ -75,31 +78,8 @@ class ManagerSshSettings:
 
     username: str
     credentials: dict[str, asyncssh.SSHKey]  # "" is the default credential
-    keepalive: KeepaliveConfig
     algorithms: SshAlgorithms
-    handshake_timeout: float = 20.0
-    rpc_timeout: float = 60.0
-    limits: NetconfLimits = field(default_factory=NetconfLimits)
-    max_unauthenticated: int = 256
-    guard: GuardLimits = field(default_factory=GuardLimits)
-
-
-class FeedingChannel:
-    """Mixin for an SSH channel session whose bytes go to a NetconfClient (``self.feed``)."""
-
-    feed: ClientFeed
-    eof_reason = "device closed the netconf channel"
-
-    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
-        if datatype is None:
-            self.feed.data(data)
-
-    def eof_received(self) -> bool:
-        self.feed.ended(self.eof_reason)
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.feed.ended(f"channel lost: {exc}" if exc else "channel closed")
+    limits: ListenerLimits = field(default_factory=ListenerLimits)
 
 
 class _ChannelToClient(FeedingChannel, asyncssh.SSHClientSession[bytes]):
@@ -126,7 +106,7 @@ class _ManagerSshClient(asyncssh.SSHClient):
 
     def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
         self.conn = conn
-        self.address = _address(conn)
+        self.address = peer_address(conn.get_extra_info)
         self._handshake = self._listener.guard.begin(
             self.address,
             self._handshake_timeout,
@@ -145,11 +125,8 @@ class _ManagerSshClient(asyncssh.SSHClient):
                 self.address, self.identity, reason, auth=auth
             )
 
-    def no_hello(self, otherwise: object = None) -> str:
-        """Why the device's hello never came: what ended its NETCONF session first, else
-        ``otherwise`` (an exception, a text; nothing: a timeout)."""
-        cause = self.netconf.close_reason if self.netconf is not None else None
-        return f"no NETCONF hello: {cause or str(otherwise or '') or 'timeout'}"
+    def made(self, netconf: NetconfClient) -> None:
+        self.netconf = netconf
 
     def _handshake_timeout(self) -> None:
         if self.session is None and self.conn is not None:
@@ -192,11 +169,9 @@ class _ManagerSshClient(asyncssh.SSHClient):
             self._handshake.end()
         reason = str(exc) if exc else "connection closed"
         if self.session is not None:
-            self.session.netconf.feed_eof(reason)
-            self.session.mark_closed(self.session.netconf.close_reason or reason)
-            self._listener.spawn(self._listener.admission.session_closed(self.session))
+            self._listener.end_session(self.session, self.session.netconf, reason)
         else:  # a hello that broke a rule closed the connection before this: say that
-            self.fail(self.no_hello(reason) if self.netconf is not None else reason)
+            self.fail(no_hello(self.netconf, reason) if self.netconf is not None else reason)
 
     def handshake_done(self) -> None:
         if self._handshake is not None:
@@ -250,14 +225,12 @@ def _refused(what: str, exc: asyncssh.ChannelOpenError) -> DeviceError:
     return DeviceError(f"the device refused {what}: {exc.reason}")
 
 
-class ReverseSshListener:
+class ReverseSshListener(ManagerListener):
     """The manager's reverse-ssh accept loop, turning sockets into DeviceSessions."""
 
     def __init__(self, admission: Admission, settings: ManagerSshSettings) -> None:
-        self.admission = admission
+        super().__init__(admission, settings.limits, log)
         self.settings = settings
-        self.guard = HandshakeGuard(settings, log, settings.guard)
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._acceptors: list[asyncssh.SSHAcceptor] = []
         self._options = asyncssh.SSHClientConnectionOptions(
             username=settings.username,
@@ -268,17 +241,12 @@ class ReverseSshListener:
             kbdint_auth=False,
             host_based_auth=False,
             gss_host=None,
-            keepalive_interval=settings.keepalive.interval,
-            keepalive_count_max=settings.keepalive.count_max,
+            keepalive_interval=settings.limits.keepalive.interval,
+            keepalive_count_max=settings.limits.keepalive.count_max,
             config=None,
             **client_algorithm_options(settings.algorithms),
         )
         warn_legacy(settings.algorithms, "reverse-ssh manager")
-
-    def spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def listen(self, host: str, port: int) -> int:
         """Start accepting on host:port; returns the port bound (useful with port 0)."""
@@ -302,7 +270,6 @@ class ReverseSshListener:
     async def _accepted(self, conn: asyncssh.SSHClientConnection) -> None:
         client = conn.get_owner()
         assert isinstance(client, _ManagerSshClient) and client.identity is not None
-        settings = self.settings
         channel_session = _ChannelToClient()
         try:
             chan, _ = await conn.create_session(
@@ -312,27 +279,20 @@ class ReverseSshListener:
             client.fail(f"netconf subsystem refused: {exc}")
             conn.close()
             return
-        netconf = NetconfClient(
-            chan.write,
-            conn.close,  # the connection exists for this session: it ends with it
-            timeout=settings.rpc_timeout,
-            limits=settings.limits,
-        )
-        client.netconf = netconf
         try:
-            netconf.send_hello()
-        except (OSError, asyncssh.Error):  # the device closed the channel at once
-            channel_session.feed.attach(netconf)  # what it sent, and its end, may say why
-            client.fail(client.no_hello(CLOSED_AT_ONCE))
+            netconf = await exchange_hellos(
+                chan.write,
+                conn.close,
+                channel_session.feed.attach,
+                self.limits,
+                made=client.made,
+                write_errors=SSH_ERRORS,
+            )
+        except NoHello as exc:
+            client.fail(str(exc))
             conn.close()
             return
-        channel_session.feed.attach(netconf)
-        try:
-            await netconf.wait_hello(settings.handshake_timeout)
-        except (SessionClosed, TimeoutError) as exc:
-            client.fail(client.no_hello(exc))
-            conn.close()
-            return
+        rpc_timeout = self.limits.rpc_timeout
         session = DeviceSession(
             identity=client.identity,
             orientation=Orientation.REVERSE_SSH,
@@ -340,12 +300,12 @@ class ReverseSshListener:
             netconf=netconf,
             close_transport=conn.close,
             channels=_SshChannels(conn),
-            snmp_opener=lambda: open_snmp_client(conn, timeout=settings.rpc_timeout),
+            snmp_opener=lambda: open_snmp_client(conn, timeout=rpc_timeout),
             local_address=local_address(conn.get_extra_info),
         )
         client.session = session
         client.handshake_done()
-        await self.admission.session_ready(session)
+        await self.ready(session)
 
     async def close(self) -> None:
         for acceptor in self._acceptors:
@@ -353,8 +313,7 @@ class ReverseSshListener:
         for acceptor in self._acceptors:
             await acceptor.wait_closed()
         self._acceptors.clear()
-        for task in list(self._tasks):
-            task.cancel()
+        self.cancel_tasks()
 
 
 # --------------------------------------------------------------------------------------
@@ -511,7 +470,7 @@ class _DeviceSshServer(asyncssh.SSHServer):
         self.manager_user = ""
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
-        self._peer = _address(conn)
+        self._peer = peer_address(conn.get_extra_info)
 
     def begin_auth(self, username: str) -> bool:
         return True

@@ -50,14 +50,18 @@ from cryptography import x509
 from callhome.config import CertToNameRule, KeepaliveConfig, ManagerConfig
 from callhome.errors import AuthError, ConfigError, ProtocolError, SessionClosed
 from callhome.identity import Identity
-from callhome.net.guard import GuardLimits, Handshake, HandshakeGuard, guard_limits
+from callhome.net.accept import (
+    ListenerLimits,
+    ManagerListener,
+    NoHello,
+    StreamClient,
+    exchange_hellos,
+)
+from callhome.net.guard import Handshake
 from callhome.net.netconf import (
-    NetconfClient,
     NetconfHandler,
-    NetconfLimits,
     NetconfServerDriver,
     Principal,
-    netconf_limits,
 )
 from callhome.net.pki import (
     CertPolicy,
@@ -66,7 +70,7 @@ from callhome.net.pki import (
     load_certificates,
     normalize_fingerprint,
 )
-from callhome.net.session import Admission, DeviceSession, Orientation, local_address
+from callhome.net.session import Admission, DeviceSession, Orientation, local_address, peer_address
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +98,6 @@ def set_tcp_keepalive(sock: socket.socket | None, keepalive: KeepaliveConfig) ->
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, keepalive.count_max)
     except OSError as exc:
         log.debug("cannot set TCP keepalives: %s", exc)
-
-
-def _address(transport: asyncio.BaseTransport) -> str:
-    peer = transport.get_extra_info("peername")
-    if not peer:
-        return "unknown"
-    host, port = peer[0], peer[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def peer_chain(sslobj: Any) -> list[bytes]:
@@ -176,12 +172,7 @@ class ManagerTlsSettings:
 
     context: ssl.SSLContext
     policy: CertPolicy
-    keepalive: KeepaliveConfig
-    handshake_timeout: float = 20.0
-    rpc_timeout: float = 60.0
-    limits: NetconfLimits = field(default_factory=NetconfLimits)
-    max_unauthenticated: int = 256
-    guard: GuardLimits = field(default_factory=GuardLimits)
+    limits: ListenerLimits = field(default_factory=ListenerLimits)
     probe: bool = True
 
     @classmethod
@@ -196,12 +187,7 @@ class ManagerTlsSettings:
             crl=[config.path(p) for p in tls.crl],
             rules=tls.cert_to_name,
             allow_pinned=tls.allow_pinned,
-            keepalive=section.keepalive,
-            handshake_timeout=section.handshake_timeout,
-            rpc_timeout=section.rpc_timeout,
-            limits=netconf_limits(section),
-            max_unauthenticated=section.max_unauthenticated,
-            guard=guard_limits(section.guard),
+            limits=ListenerLimits.from_config(section),
             minimum_version=tls.minimum_version,
             ciphers=tls.ciphers,
         )
@@ -216,12 +202,7 @@ class ManagerTlsSettings:
         crl: Sequence[Path] = (),
         rules: Sequence[CertToNameRule] = (),
         allow_pinned: bool = True,
-        keepalive: KeepaliveConfig,
-        handshake_timeout: float = 20.0,
-        rpc_timeout: float = 60.0,
-        limits: NetconfLimits | None = None,
-        max_unauthenticated: int = 256,
-        guard: GuardLimits | None = None,
+        limits: ListenerLimits | None = None,
         minimum_version: str = "TLSv1.2",
         ciphers: str = "",
     ) -> ManagerTlsSettings:
@@ -230,27 +211,7 @@ class ManagerTlsSettings:
         ctx.verify_mode = ssl.CERT_NONE  # ... on the whole chain, after the handshake
         _load_chain(ctx, cert, key)
         policy = CertPolicy.from_files(ca, crl, rules, allow_pinned=allow_pinned)
-        return cls(
-            ctx,
-            policy,
-            keepalive,
-            handshake_timeout=handshake_timeout,
-            rpc_timeout=rpc_timeout,
-            limits=limits or NetconfLimits(),
-            max_unauthenticated=max_unauthenticated,
-            guard=guard or GuardLimits(),
-        )
-
-
-class StreamClient(Protocol):
-    """What the manager runs over an admitted connection (a NETCONF or an SNMP client)."""
-
-    def feed(self, data: bytes) -> None: ...
-
-    def feed_eof(self, reason: str = ...) -> None: ...
-
-    @property
-    def close_reason(self) -> str | None: ...
+        return cls(ctx, policy, limits or ListenerLimits())
 
 
 class AcceptedConnection(asyncio.Protocol):
@@ -276,10 +237,10 @@ class AcceptedConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.raw = transport
-        self.address = _address(transport)
+        self.address = peer_address(transport.get_extra_info)
         self.local_address = local_address(transport.get_extra_info)
         listener = self._listener
-        set_tcp_keepalive(transport.get_extra_info("socket"), listener.settings.keepalive)
+        set_tcp_keepalive(transport.get_extra_info("socket"), listener.limits.keepalive)
         # no timer: establish() bounds the whole handshake, being one task
         self.handshake = listener.guard.begin(
             self.address,
@@ -316,12 +277,12 @@ class AcceptedConnection(asyncio.Protocol):
         reason = f"connection lost: {exc}" if exc else "connection closed"
         self._note_cause()
         cause = self._cause
+        if self.session is not None and self.client is not None:
+            self._listener.end_session(self.session, self.client, reason)
+            return
         if self.client is not None:
             self.client.feed_eof(reason)
-        if self.session is not None:
-            self.session.mark_closed((self.client and self.client.close_reason) or reason)
-            self._listener.spawn(self._listener.admission.session_closed(self.session))
-        elif cause:
+        if cause:
             self.fail(f"no {self._listener.first_reply}: {cause}")
         elif exc is None and self.tls is not None and self.client is not None:
             # what a device that refuses our certificate looks like from here under TLS 1.3
@@ -365,23 +326,16 @@ class AcceptedConnection(asyncio.Protocol):
             self.raw.abort()
 
 
-class ReverseTlsListener:
+class ReverseTlsListener(ManagerListener):
     """The manager's reverse-tls accept loop, turning sockets into DeviceSessions."""
 
     first_reply = "NETCONF hello"
     """What the device sends first once admitted (for the messages that say it did not)."""
 
     def __init__(self, admission: Admission, settings: ManagerTlsSettings) -> None:
-        self.admission = admission
+        super().__init__(admission, settings.limits, log)
         self.settings = settings
-        self.guard = HandshakeGuard(settings, log, settings.guard)
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._servers: list[asyncio.Server] = []
-
-    def spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def listen(self, host: str, port: int) -> int:
         """Start accepting on host:port; returns the port bound (useful with port 0)."""
@@ -396,7 +350,7 @@ class ReverseTlsListener:
         """TLS handshake, certificate judgement, admission and NETCONF hello, in bounded time."""
         settings = self.settings
         try:
-            async with asyncio.timeout(settings.handshake_timeout):
+            async with asyncio.timeout(self.limits.handshake_timeout):
                 session = await self._handshake(conn)
         except TimeoutError:
             conn.fail("handshake timed out")
@@ -407,6 +361,9 @@ class ReverseTlsListener:
         except (SessionClosed, ProtocolError) as exc:
             conn.fail(f"no {self.first_reply}: {exc}")
             return
+        except NoHello as exc:
+            conn.fail(str(exc))
+            return
         if session is None:
             return
         if conn.done:  # lost between its hello and now
@@ -416,7 +373,7 @@ class ReverseTlsListener:
         conn.done = True
         if conn.handshake is not None:
             conn.handshake.settle()
-        await self.admission.session_ready(session)
+        await self.ready(session)
         if settings.probe and not session.closed.is_set():
             self.spawn(self._probe(conn, session))
 
@@ -438,7 +395,7 @@ class ReverseTlsListener:
             settings.context,
             server_side=False,
             server_hostname=None,
-            ssl_handshake_timeout=settings.handshake_timeout,
+            ssl_handshake_timeout=self.limits.handshake_timeout,
         )
         if tls is None:
             raise ConnectionResetError("connection closed during the TLS handshake")
@@ -464,16 +421,7 @@ class ReverseTlsListener:
         self, conn: AcceptedConnection, tls: asyncio.Transport, identity: Identity
     ) -> DeviceSession:
         """NETCONF over the admitted connection: the hellos, then the session."""
-        settings = self.settings
-        netconf = NetconfClient(
-            tls.write,
-            conn.close,  # the connection exists for this session: it ends with it
-            timeout=settings.rpc_timeout,
-            limits=settings.limits,
-        )
-        netconf.send_hello()
-        conn.attach(netconf)
-        await netconf.wait_hello(settings.handshake_timeout)
+        netconf = await exchange_hellos(tls.write, conn.close, conn.attach, self.limits)
         return DeviceSession(
             identity=identity,
             orientation=Orientation.REVERSE_TLS,
@@ -485,7 +433,7 @@ class ReverseTlsListener:
 
     async def _probe(self, conn: AcceptedConnection, session: DeviceSession) -> None:
         """NETCONF-level keepalive: probe a connection that has been silent for an interval."""
-        keepalive = self.settings.keepalive
+        keepalive = self.limits.keepalive
         netconf = session.netconf
         while not netconf.closed:
             if not await self._silent(conn, session):
@@ -498,7 +446,7 @@ class ReverseTlsListener:
     async def _silent(self, conn: AcceptedConnection, session: DeviceSession) -> bool:
         """Wait until the connection has been silent for a keepalive interval (True), or
         the session ends (False)."""
-        interval = self.settings.keepalive.interval
+        interval = self.limits.keepalive.interval
         while not session.closed.is_set():
             try:
                 await asyncio.wait_for(session.closed.wait(), interval)
@@ -515,8 +463,7 @@ class ReverseTlsListener:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
-        for task in list(self._tasks):
-            task.cancel()
+        self.cancel_tasks()
 
 
 # --------------------------------------------------------------------------------------
@@ -632,7 +579,7 @@ class _DeviceProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.raw = transport
-        self.peer = _address(transport)
+        self.peer = peer_address(transport.get_extra_info)
 
     def serve(self, driver: StreamDriver) -> None:
         self.driver = driver

@@ -17,6 +17,19 @@ from callhome.net.netconf import NetconfClient
 from callhome.net.snmp import SnmpClient
 
 
+def hostport(host: str, port: int) -> str:
+    """``host:port``, or ``[v6]:port``."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def peer_address(info: Callable[[str], object]) -> str:
+    """``host:port`` of a connection's far end, from its ``get_extra_info``."""
+    peer = info("peername")
+    if not isinstance(peer, tuple) or len(peer) < 2:
+        return "unknown"
+    return hostport(str(peer[0]), int(peer[1]))
+
+
 def local_address(info: Callable[[str], object]) -> tuple[str, int] | None:
     """(host, port) of a connection's own end, from its ``get_extra_info``."""
     sockname = info("sockname")

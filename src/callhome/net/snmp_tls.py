@@ -75,16 +75,16 @@ class SnmpTlsListener(ReverseTlsListener):
         self, conn: AcceptedConnection, tls: asyncio.Transport, identity: Identity
     ) -> DeviceSession:
         """RFC 5343 discovery on the admitted connection, then the session."""
-        settings = self.settings
+        limits = self.limits
         client = SnmpClient(
             tls.write,
             conn.close,  # the connection exists for this client: it ends with it
-            timeout=settings.rpc_timeout,
-            max_message_size=min(settings.limits.max_message_size, MAX_SNMP_MESSAGE),
+            timeout=limits.rpc_timeout,
+            max_message_size=min(limits.netconf.max_message_size, MAX_SNMP_MESSAGE),
         )
         client.security_name = self.security_name
         conn.attach(client)
-        engine_id = await client.discover(settings.handshake_timeout)
+        engine_id = await client.discover(limits.handshake_timeout)
         log.info(
             "SNMP over TLS with %s at %s: snmpEngineID %s, securityName %r",
             identity,
@@ -106,7 +106,7 @@ class SnmpTlsListener(ReverseTlsListener):
     async def _probe(self, conn: AcceptedConnection, session: DeviceSession) -> None:
         """Keepalive: engine discovery again on a connection silent for an interval; no
         answer within ``count_max`` intervals ends the session."""
-        keepalive = self.settings.keepalive
+        keepalive = self.limits.keepalive
         while await self._silent(conn, session):
             try:
                 client = await session.snmp()

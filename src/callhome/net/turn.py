@@ -25,27 +25,37 @@ from typing import Any
 import asyncssh
 
 from callhome.config import KeepaliveConfig, SshAlgorithms
-from callhome.errors import SessionClosed
 from callhome.identity import Identity
-from callhome.net.guard import GuardLimits, Handshake, HandshakeGuard
+from callhome.net.accept import (
+    ListenerLimits,
+    ManagerListener,
+    NoHello,
+    exchange_hellos,
+    no_hello,
+)
+from callhome.net.guard import Handshake
 from callhome.net.keys import identity_of
 from callhome.net.netconf import (
-    CLOSED_AT_ONCE,
     ClientFeed,
     NetconfClient,
     NetconfHandler,
-    NetconfLimits,
     NetconfServerDriver,
     Principal,
 )
-from callhome.net.reverse_ssh import FeedingChannel, _address
-from callhome.net.session import Admission, DeviceSession, Orientation, local_address
+from callhome.net.session import (
+    Admission,
+    DeviceSession,
+    Orientation,
+    local_address,
+    peer_address,
+)
 from callhome.net.ssh_algorithms import (
     client_algorithm_options,
     restrict_host_keys,
     server_algorithm_options,
     warn_legacy,
 )
+from callhome.net.ssh_common import SSH_ERRORS, FeedingChannel
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +71,8 @@ class ManagerTurnSettings:
     """What the manager's turn SSH server needs, resolved once at start."""
 
     host_key: asyncssh.SSHKey
-    keepalive: KeepaliveConfig
     algorithms: SshAlgorithms
-    handshake_timeout: float = 20.0
-    rpc_timeout: float = 60.0
-    limits: NetconfLimits = field(default_factory=NetconfLimits)
-    max_unauthenticated: int = 256
-    guard: GuardLimits = field(default_factory=GuardLimits)
+    limits: ListenerLimits = field(default_factory=ListenerLimits)
 
 
 class _TurnChannel(FeedingChannel, asyncssh.SSHServerSession[bytes]):
@@ -120,7 +125,7 @@ class _TurnServer(asyncssh.SSHServer):
     # -- connection and authentication -----------------------------------------------------
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
-        self.address = _address(conn)
+        self.address = peer_address(conn.get_extra_info)
         self._handshake = self._listener.guard.begin(
             self.address,
             self._handshake_timeout,
@@ -141,12 +146,6 @@ class _TurnServer(asyncssh.SSHServer):
         if self.conn is not None:
             self.refused = True
             self.conn.abort()
-
-    def no_hello(self, otherwise: object = None) -> str:
-        """Why the device's hello never came: what ended its NETCONF session first, else
-        ``otherwise`` (an exception, a text; nothing: a timeout)."""
-        cause = self.netconf.close_reason if self.netconf is not None else None
-        return f"no NETCONF hello: {cause or str(otherwise or '') or 'timeout'}"
 
     def _report(self, reason: str, *, auth: bool = False) -> None:
         if not self.refused:
@@ -189,11 +188,9 @@ class _TurnServer(asyncssh.SSHServer):
             self._handshake.end()
         reason = str(exc) if exc else "connection closed"
         if self.session is not None:
-            self.session.netconf.feed_eof(reason)
-            self.session.mark_closed(self.session.netconf.close_reason or reason)
-            self._listener.spawn(self._listener.admission.session_closed(self.session))
+            self._listener.end_session(self.session, self.session.netconf, reason)
         elif self.netconf is not None:  # a hello that broke a rule closed it: say that
-            self._report(self.no_hello(reason))
+            self._report(no_hello(self.netconf, reason))
         else:
             self._report(reason, auth=not self.authenticated)
 
@@ -224,32 +221,24 @@ class _TurnServer(asyncssh.SSHServer):
             asyncio.get_running_loop().call_soon(conn.close)
 
     def start_netconf(self, channel: _TurnChannel) -> None:
-        assert channel.chan is not None and self.conn is not None
-        settings = self._listener.settings
-        conn = self.conn
-        netconf = NetconfClient(
-            channel.chan.write,
-            conn.close,  # the connection exists for this session: it ends with it
-            timeout=settings.rpc_timeout,
-            limits=settings.limits,
-        )
-        self.netconf = netconf
-        try:
-            netconf.send_hello()
-        except (OSError, asyncssh.Error):  # the device closed the channel at once
-            channel.feed.attach(netconf)  # what it sent, and its end, may say why
-            self._report(self.no_hello(CLOSED_AT_ONCE))
-            conn.close()
-            return
-        channel.feed.attach(netconf)
-        self._listener.spawn(self._ready(netconf))
+        self._listener.spawn(self._ready(channel))
 
-    async def _ready(self, netconf: NetconfClient) -> None:
-        assert self.conn is not None and self.identity is not None
+    def _made(self, netconf: NetconfClient) -> None:
+        self.netconf = netconf
+
+    async def _ready(self, channel: _TurnChannel) -> None:
+        assert channel.chan is not None and self.conn is not None and self.identity is not None
         try:
-            await netconf.wait_hello(self._listener.settings.handshake_timeout)
-        except (SessionClosed, TimeoutError) as exc:
-            self._report(self.no_hello(exc))
+            netconf = await exchange_hellos(
+                channel.chan.write,
+                self.conn.close,
+                channel.feed.attach,
+                self._listener.limits,
+                made=self._made,
+                write_errors=SSH_ERRORS,
+            )
+        except NoHello as exc:
+            self._report(str(exc))
             self.conn.close()
             return
         if self.refused:
@@ -264,24 +253,22 @@ class _TurnServer(asyncssh.SSHServer):
             close_transport=self.conn.close,
             local_address=local_address(self.conn.get_extra_info),
         )
-        await self._listener.admission.session_ready(self.session)
+        await self._listener.ready(self.session)
 
 
-class TurnListener:
+class TurnListener(ManagerListener):
     """The manager's turn SSH server, turning logged-in devices into DeviceSessions."""
 
     def __init__(self, admission: Admission, settings: ManagerTurnSettings) -> None:
-        self.admission = admission
+        super().__init__(admission, settings.limits, log)
         self.settings = settings
-        self.guard = HandshakeGuard(settings, log, settings.guard)
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._acceptors: list[asyncssh.SSHAcceptor] = []
         self._options = asyncssh.SSHServerConnectionOptions(
             server_host_keys=[settings.host_key],
             authorized_client_keys=None,
-            login_timeout=settings.handshake_timeout,
-            keepalive_interval=settings.keepalive.interval,
-            keepalive_count_max=settings.keepalive.count_max,
+            login_timeout=settings.limits.handshake_timeout,
+            keepalive_interval=settings.limits.keepalive.interval,
+            keepalive_count_max=settings.limits.keepalive.count_max,
             password_auth=False,
             kbdint_auth=False,
             allow_pty=False,
@@ -297,11 +284,6 @@ class TurnListener:
         restrict_host_keys(self._options, settings.algorithms)
         warn_legacy(settings.algorithms, "turn manager")
 
-    def spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def listen(self, host: str, port: int) -> int:
         """Start accepting on host:port; returns the port bound (useful with port 0)."""
         acceptor = await asyncssh.listen(host, port, options=self._options, reuse_address=True)
@@ -314,8 +296,7 @@ class TurnListener:
         for acceptor in self._acceptors:
             await acceptor.wait_closed()
         self._acceptors.clear()
-        for task in list(self._tasks):
-            task.cancel()
+        self.cancel_tasks()
 
 
 # --------------------------------------------------------------------------------------

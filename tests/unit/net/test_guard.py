@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 import pytest
+from net_testkit import ALGS, Recorder, listener_limits
 
-from callhome.config import KeepaliveConfig, SshAlgorithms
-from callhome.identity import Identity
 from callhome.net import pki
 from callhome.net.guard import GuardLimits, HandshakeGuard
 from callhome.net.reverse_ssh import ManagerSshSettings, ReverseSshListener
 from callhome.net.reverse_tls import ManagerTlsSettings, ReverseTlsListener
-from callhome.net.session import DeviceSession
 from callhome.net.turn import ManagerTurnSettings, TurnListener
 
 LOG = logging.getLogger("callhome.net.some_adapter")
@@ -201,52 +199,26 @@ async def test_no_timer_when_no_callback() -> None:
 
 # -- the listeners drop the one handshake too many, and count down as handshakes end --------
 
-KEEP = KeepaliveConfig(interval=5, count_max=3)
+ONE_AT_A_TIME = listener_limits(max_unauthenticated=1)
 
 
-class Failures:
-    """An Admission that admits nobody and records handshake failures."""
-
-    def __init__(self) -> None:
-        self.failures: list[str] = []
-
-    def preferred(self, identities: Sequence[Identity]) -> Identity:
-        return identities[0]
-
-    def admit(self, identity: Identity, address: str) -> str | None:
-        return None
-
-    def handshake_failed(
-        self, address: str, identity: Identity | None, reason: str, *, auth: bool = False
-    ) -> None:
-        self.failures.append(reason)
-
-    async def session_ready(self, session: DeviceSession) -> None:
-        raise AssertionError("nobody is admitted")
-
-    async def session_closed(self, session: DeviceSession) -> None:
-        raise AssertionError("nobody is admitted")
-
-
-def reverse_ssh(admission: Failures, _: Path) -> ReverseSshListener:
+def reverse_ssh(admission: Recorder, _: Path) -> ReverseSshListener:
     key = asyncssh.generate_private_key("ssh-ed25519")
-    settings = ManagerSshSettings("mgr", {"": key}, KEEP, SshAlgorithms(), max_unauthenticated=1)
+    settings = ManagerSshSettings("mgr", {"": key}, ALGS, ONE_AT_A_TIME)
     return ReverseSshListener(admission, settings)
 
 
-def turn(admission: Failures, _: Path) -> TurnListener:
+def turn(admission: Recorder, _: Path) -> TurnListener:
     key = asyncssh.generate_private_key("ssh-ed25519")
-    settings = ManagerTurnSettings(key, KEEP, SshAlgorithms(), max_unauthenticated=1)
-    return TurnListener(admission, settings)
+    return TurnListener(admission, ManagerTurnSettings(key, ALGS, ONE_AT_A_TIME))
 
 
-def reverse_tls(admission: Failures, directory: Path) -> ReverseTlsListener:
+def reverse_tls(admission: Recorder, directory: Path) -> ReverseTlsListener:
     ca = pki.init_ca(directory / "ca", "Test CA", key_type="ed25519")
     manager = pki.issue(ca, "manager", "mgr", out=directory / "out")
     settings = ManagerTlsSettings.from_files(
-        manager.cert_file, manager.key_file, ca=[ca.cert_file], keepalive=KEEP
+        manager.cert_file, manager.key_file, ca=[ca.cert_file], limits=ONE_AT_A_TIME
     )
-    settings.max_unauthenticated = 1
     return ReverseTlsListener(admission, settings)
 
 
@@ -260,9 +232,9 @@ async def until(predicate: Callable[[], bool]) -> None:
 
 @pytest.mark.parametrize("make", [reverse_ssh, turn, reverse_tls])
 async def test_listener_drops_a_silent_handshake_to_make_room_without_an_event(
-    make: Callable[[Failures, Path], Any], tmp_path: Path
+    make: Callable[[Recorder, Path], Any], tmp_path: Path
 ) -> None:
-    admission = Failures()
+    admission = Recorder()
     listener = make(admission, tmp_path)
     port = await listener.listen("127.0.0.1", 0)
     try:

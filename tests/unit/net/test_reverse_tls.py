@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ssl
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from lxml import etree
+from net_testkit import Pki, Recorder, listener_limits, listener_settings, tls_device
 
 from callhome.config import CertToNameRule, KeepaliveConfig
 from callhome.errors import AuthError, ConfigError, SessionClosed
@@ -22,112 +21,10 @@ from callhome.identity import Identity
 from callhome.net import pki
 from callhome.net.netconf import NetconfLimits
 from callhome.net.reverse_tls import (
-    DeviceTlsSettings,
-    ManagerTlsSettings,
     ReverseTlsListener,
     dial_reverse_tls,
 )
-from callhome.net.session import DeviceSession, Orientation
-
-NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
-CAPS = ["urn:ietf:params:netconf:base:1.0", "urn:ietf:params:netconf:base:1.1"]
-KEEP = KeepaliveConfig(interval=5, count_max=3)
-
-
-class Recorder:
-    """An Admission that admits a fixed set of identities and records what happens."""
-
-    def __init__(self) -> None:
-        self.allowed: set[str] = set()
-        self.asked: list[Identity] = []
-        self.failures: list[tuple[str, bool]] = []
-        self.ready: asyncio.Queue[DeviceSession] = asyncio.Queue()
-        self.closed: asyncio.Queue[DeviceSession] = asyncio.Queue()
-
-    def preferred(self, identities: Sequence[Identity]) -> Identity:
-        return identities[0]
-
-    def admit(self, identity: Identity, address: str) -> str | None:
-        self.asked.append(identity)
-        return "" if identity.fingerprint in self.allowed else None
-
-    def handshake_failed(
-        self, address: str, identity: Identity | None, reason: str, *, auth: bool = False
-    ) -> None:
-        self.failures.append((reason, auth))
-
-    async def session_ready(self, session: DeviceSession) -> None:
-        await self.ready.put(session)
-
-    async def session_closed(self, session: DeviceSession) -> None:
-        await self.closed.put(session)
-
-    async def failure(self, timeout: float = 10) -> tuple[str, bool]:
-        for _ in range(int(timeout / 0.02)):
-            if self.failures:
-                return self.failures[0]
-            await asyncio.sleep(0.02)
-        raise AssertionError("no handshake failure reported")
-
-
-class EchoHandler:
-    """A NETCONF service that answers get-config with a fixed tree."""
-
-    capabilities = CAPS
-
-    def __init__(self) -> None:
-        self.next_id = 0
-
-    def open_session(self, on_kill: Callable[[], None], principal: object = None) -> int:
-        self.next_id += 1
-        return self.next_id
-
-    def close_session(self, session_id: int) -> None:
-        pass
-
-    def handle(self, session_id: int, operation: etree._Element) -> etree._Element | None:
-        if etree.QName(operation).localname in ("get-config", "get"):
-            data = etree.Element(f"{{{NS}}}data")
-            etree.SubElement(data, "{urn:x}leaf").text = "v"
-            return data
-        return None
-
-
-@dataclass
-class Pki:
-    ca: pki.Ca
-    other: pki.Ca
-    manager: pki.Issued
-    directory: Path
-
-    def device(self, name: str, ca: pki.Ca | None = None, **kwargs: object) -> pki.Issued:
-        return pki.issue(ca or self.ca, "device", name, out=self.directory / "out", **kwargs)  # type: ignore[arg-type]
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    d = tmp_path_factory.mktemp("pki")
-    ca = pki.init_ca(d / "ca", "Test CA")
-    other = pki.init_ca(d / "other", "Other CA", key_type="ed25519")
-    manager = pki.issue(ca, "manager", "mgr", out=d / "out")
-    return Pki(ca, other, manager, d)
-
-
-def listener_settings(certs: Pki, **kwargs: object) -> ManagerTlsSettings:
-    options: dict[str, object] = {
-        "ca": [certs.ca.cert_file],
-        "crl": [certs.ca.crl_file],
-        "rules": [
-            CertToNameRule(
-                fingerprint=pki.file_fingerprint(certs.ca.cert_file), map_type="san-dns-name"
-            )
-        ],
-        "keepalive": KEEP,
-        "handshake_timeout": 3,
-        "rpc_timeout": 3,
-    }
-    options.update(kwargs)
-    return ManagerTlsSettings.from_files(certs.manager.cert_file, certs.manager.key_file, **options)  # type: ignore[arg-type]
+from callhome.net.session import Orientation
 
 
 @pytest.fixture
@@ -139,22 +36,11 @@ async def manager(certs: Pki) -> AsyncIterator[tuple[ReverseTlsListener, Recorde
     await listener.close()
 
 
-def device(certs: Pki, issued: pki.Issued, **kwargs: object) -> DeviceTlsSettings:
-    options: dict[str, object] = {
-        "manager_ca": [certs.ca.cert_file],
-        "handler": EchoHandler(),
-        "auth_timeout": 5,
-        "keepalive": KEEP,
-    }
-    options.update(kwargs)
-    return DeviceTlsSettings.from_files(issued.cert_file, issued.key_file, **options)  # type: ignore[arg-type]
-
-
 async def test_ca_issued_device_mapped_to_a_known_name_is_served(certs, manager):
     _listener, recorder, port = manager
     issued = certs.device("dev7.example.net")
     recorder.allowed.add("x509-name:dev7.example.net")
-    conn = await dial_reverse_tls("127.0.0.1", port, device(certs, issued))
+    conn = await dial_reverse_tls("127.0.0.1", port, tls_device(certs, issued))
     session = await asyncio.wait_for(recorder.ready.get(), 10)
     assert session.orientation is Orientation.REVERSE_TLS
     assert session.identity == Identity("x509", "x509-name:dev7.example.net", "x509-ecdsa-p256")
@@ -174,7 +60,7 @@ async def test_pinned_certificate_from_another_ca_is_known_by_its_fingerprint(ce
     _listener, recorder, port = manager
     issued = certs.device("pinned", ca=certs.other)
     recorder.allowed.add(issued.fingerprint)
-    conn = await dial_reverse_tls("127.0.0.1", port, device(certs, issued))
+    conn = await dial_reverse_tls("127.0.0.1", port, tls_device(certs, issued))
     session = await asyncio.wait_for(recorder.ready.get(), 10)
     assert session.identity == Identity("x509", issued.fingerprint, "x509-ecdsa-p256")
     assert session.fingerprint.startswith("SHA256:") and session.fingerprint.count(":") == 32
@@ -189,7 +75,7 @@ async def test_unknown_identifier_and_unknown_certificate_go_to_admission(certs,
     stranger = certs.device("stranger", ca=certs.other)
     for issued in (known_name, stranger):
         with pytest.raises((OSError, ssl.SSLError)):
-            conn = await dial_reverse_tls("127.0.0.1", port, device(certs, issued))
+            conn = await dial_reverse_tls("127.0.0.1", port, tls_device(certs, issued))
             await asyncio.wait_for(conn.wait_closed(), 10)
             raise ConnectionResetError("closed by the manager")
     assert [i.fingerprint for i in recorder.asked] == ["x509-name:dev9", stranger.fingerprint]
@@ -228,10 +114,10 @@ async def test_bad_certificates_are_refused_before_admission(certs, case, tmp_pa
         if case == "revoked":  # revoked after the manager started: the CRL is re-read
             pki.revoke(ca, issued.cert)
         with pytest.raises((OSError, ssl.SSLError)):
-            conn = await dial_reverse_tls("127.0.0.1", port, device(certs, issued))
+            conn = await dial_reverse_tls("127.0.0.1", port, tls_device(certs, issued))
             await asyncio.wait_for(conn.wait_closed(), 10)
             raise ConnectionResetError("closed by the manager")
-        reason, auth = await recorder.failure()
+        reason, auth = await recorder.report()
         expected = {
             "expired": "expired",
             "not-yet-valid": "not valid before",
@@ -281,10 +167,10 @@ async def test_without_pinning_only_ca_issued_certificates_are_considered(certs)
         issued = certs.device("elsewhere", ca=certs.other)
         recorder.allowed.add(issued.fingerprint)
         with pytest.raises((OSError, ssl.SSLError)):
-            conn = await dial_reverse_tls("127.0.0.1", port, device(certs, issued))
+            conn = await dial_reverse_tls("127.0.0.1", port, tls_device(certs, issued))
             await asyncio.wait_for(conn.wait_closed(), 10)
             raise ConnectionResetError("closed by the manager")
-        reason, _ = await recorder.failure()
+        reason, _ = await recorder.report()
         assert "not issued by a configured CA" in reason
         assert recorder.asked == []
     finally:
@@ -295,10 +181,10 @@ async def test_device_refuses_a_manager_certificate_from_another_ca(certs, manag
     _listener, recorder, port = manager
     issued = certs.device("dev7.example.net")
     recorder.allowed.add("x509-name:dev7.example.net")
-    strict = device(certs, issued, manager_ca=[certs.other.cert_file])
+    strict = tls_device(certs, issued, manager_ca=[certs.other.cert_file])
     with pytest.raises((ssl.SSLError, OSError)):
         await dial_reverse_tls("127.0.0.1", port, strict)
-    reason, auth = await recorder.failure()
+    reason, auth = await recorder.report()
     assert auth, reason
     assert recorder.ready.empty()
 
@@ -307,13 +193,13 @@ async def test_device_refuses_a_manager_certificate_not_pinned(certs, manager):
     _listener, recorder, port = manager
     issued = certs.device("dev7.example.net")
     recorder.allowed.add("x509-name:dev7.example.net")
-    pinned = device(
+    pinned = tls_device(
         certs, issued, manager_fingerprints=[certs.ca.cert.fingerprint(pki.hashes.SHA256()).hex()]
     )
     with pytest.raises(AuthError):
         await dial_reverse_tls("127.0.0.1", port, pinned)
-    await recorder.failure()
-    ok = device(certs, issued, manager_fingerprints=[certs.manager.fingerprint.lower()])
+    await recorder.report()
+    ok = tls_device(certs, issued, manager_fingerprints=[certs.manager.fingerprint.lower()])
     conn = await dial_reverse_tls("127.0.0.1", port, ok)
     await asyncio.wait_for(recorder.ready.get(), 10)
     conn.close()
@@ -322,7 +208,7 @@ async def test_device_refuses_a_manager_certificate_not_pinned(certs, manager):
 async def test_device_needs_a_manager_anchor(certs):
     issued = certs.device("lonely")
     with pytest.raises(ConfigError):
-        device(certs, issued, manager_ca=[])
+        tls_device(certs, issued, manager_ca=[])
 
 
 @pytest.mark.parametrize(
@@ -331,7 +217,9 @@ async def test_device_needs_a_manager_anchor(certs):
 )
 async def test_garbage_and_stalls_are_handshake_failures_and_others_are_served(certs, payload):
     recorder = Recorder()
-    listener = ReverseTlsListener(recorder, listener_settings(certs, handshake_timeout=0.5))
+    listener = ReverseTlsListener(
+        recorder, listener_settings(certs, limits=listener_limits(handshake_timeout=0.5))
+    )
     port = await listener.listen("127.0.0.1", 0)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -339,11 +227,11 @@ async def test_garbage_and_stalls_are_handshake_failures_and_others_are_served(c
         await writer.drain()
         good = certs.device("good.example.net")
         recorder.allowed.add("x509-name:good.example.net")
-        conn = await dial_reverse_tls("127.0.0.1", port, device(certs, good))
+        conn = await dial_reverse_tls("127.0.0.1", port, tls_device(certs, good))
         session = await asyncio.wait_for(recorder.ready.get(), 10)
         await asyncio.wait_for(reader.read(), 10)  # the manager hangs up on the bad one
         writer.close()
-        reason, _ = await recorder.failure()
+        reason, _ = await recorder.report()
         assert "TLS handshake failed" in reason or "timed out" in reason
         assert (await session.netconf.get_config()).ok
         conn.close()
@@ -355,12 +243,14 @@ async def test_silent_device_is_probed_and_dropped(certs):
     """A device that stops answering on a live TCP path is noticed by the NETCONF probe."""
     recorder = Recorder()
     keep = KeepaliveConfig(interval=0.2, count_max=2)
-    listener = ReverseTlsListener(recorder, listener_settings(certs, keepalive=keep))
+    listener = ReverseTlsListener(
+        recorder, listener_settings(certs, limits=listener_limits(keepalive=keep))
+    )
     port = await listener.listen("127.0.0.1", 0)
     try:
         issued = certs.device("deaf.example.net")
         recorder.allowed.add("x509-name:deaf.example.net")
-        conn = await dial_reverse_tls("127.0.0.1", port, device(certs, issued, keepalive=keep))
+        conn = await dial_reverse_tls("127.0.0.1", port, tls_device(certs, issued, keepalive=keep))
         heard: list[bytes] = []
         conn._protocol.driver.feed = heard.append  # reads everything, answers nothing
         session = await asyncio.wait_for(recorder.ready.get(), 10)
@@ -465,7 +355,10 @@ async def test_a_hostile_hello_is_reported_as_what_it_was(certs, payload, reason
     says how (not "connection closed", nor a certificate the device would not accept)."""
     recorder = Recorder()
     listener = ReverseTlsListener(
-        recorder, listener_settings(certs, limits=NetconfLimits(max_message_size=4096))
+        recorder,
+        listener_settings(
+            certs, limits=listener_limits(netconf=NetconfLimits(max_message_size=4096))
+        ),
     )
     port = await listener.listen("127.0.0.1", 0)
     try:
@@ -482,7 +375,7 @@ async def test_a_hostile_hello_is_reported_as_what_it_was(certs, payload, reason
         tls.write(payload)
         await asyncio.wait_for(reader.read(), 10)  # the manager hangs up
         tls.close()
-        first, auth = await recorder.failure()
+        first, auth = await recorder.report()
         assert first.startswith(f"no NETCONF hello: protocol error: {reason}"), first
         assert not auth
         assert recorder.ready.empty()

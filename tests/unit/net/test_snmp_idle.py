@@ -12,12 +12,10 @@ from typing import Any
 
 import asyncssh
 import pytest
-from test_reverse_ssh import Recorder as SshRecorder
-from test_reverse_tls import Pki, listener_settings
-from test_reverse_tls import Recorder as TlsRecorder
+from net_testkit import ALGS, Pki, Recorder, listener_settings
 
 from callhome.agent.service import Agent
-from callhome.config import AgentConfig, KeepaliveConfig, SshAlgorithms
+from callhome.config import AgentConfig
 from callhome.net import pki
 from callhome.net.reverse_ssh import ManagerSshSettings, ReverseSshListener
 from callhome.net.session import DeviceSession
@@ -27,7 +25,6 @@ from callhome.proto.schedule import NS as SCHEDULE_NS
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 IDLE = 2  # idle-timeout, in seconds (a whole number, as the model has it)
 SYS_DESCR = (1, 3, 6, 1, 2, 1, 1, 1, 0)
-KEEP = KeepaliveConfig(interval=5, count_max=3)
 
 
 def periodic(state_dir: Path) -> None:
@@ -46,10 +43,8 @@ Setup = Callable[[Path], "AsyncIterator[tuple[Agent, Any, str]]"]
 
 async def over_ssh(tmp_path: Path) -> AsyncIterator[tuple[Agent, Any, str]]:
     key = asyncssh.generate_private_key("ssh-ed25519")
-    recorder = SshRecorder(set())
-    listener = ReverseSshListener(
-        recorder, ManagerSshSettings("mgr", {"": key}, KEEP, SshAlgorithms())
-    )
+    recorder = Recorder()
+    listener = ReverseSshListener(recorder, ManagerSshSettings("mgr", {"": key}, ALGS))
     port = await listener.listen("127.0.0.1", 0)
     config = {
         "endpoints": [{"address": f"127.0.0.1:{port}"}],
@@ -67,7 +62,7 @@ async def over_tls(tmp_path: Path) -> AsyncIterator[tuple[Agent, Any, str]]:
     d = tmp_path / "pki"
     ca = pki.init_ca(d / "ca", "Test CA", key_type="ed25519")
     certs = Pki(ca, ca, pki.issue(ca, "manager", "mgr", out=d / "out"), d)
-    recorder = TlsRecorder()
+    recorder = Recorder()
     listener = SnmpTlsListener(recorder, listener_settings(certs), "mgr")
     port = await listener.listen("127.0.0.1", 0)
     issued = certs.device("dev.example.net")

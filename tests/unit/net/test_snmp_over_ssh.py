@@ -7,7 +7,7 @@ from pathlib import Path
 
 import asyncssh
 import pytest
-from test_reverse_ssh import ALGS, KEEP, EchoHandler, manager  # noqa: F401
+from net_testkit import ALGS, KEEP, EchoHandler
 
 from callhome.agent.snmp.agent import SnmpAgent, SnmpState, UserAccess, register_system
 from callhome.agent.snmp.mib import MibRegistry
@@ -37,8 +37,8 @@ def snmp_agent(tmp_path: Path) -> SnmpAgent:
     return agent
 
 
-async def connect(manager, snmp: SnmpAgent | None):  # noqa: F811
-    _listener, recorder, port, key = manager
+async def connect(ssh_manager, snmp: SnmpAgent | None):
+    _listener, recorder, port, key = ssh_manager
     settings = DeviceSshSettings(
         host_key=asyncssh.generate_private_key("ssh-ed25519"),
         manager_keys=[key],
@@ -54,8 +54,8 @@ async def connect(manager, snmp: SnmpAgent | None):  # noqa: F811
     return conn, session
 
 
-async def test_get_walk_and_set_over_the_callhome_connection(manager, tmp_path):  # noqa: F811
-    conn, session = await connect(manager, snmp_agent(tmp_path))
+async def test_get_walk_and_set_over_the_callhome_connection(ssh_manager, tmp_path):
+    conn, session = await connect(ssh_manager, snmp_agent(tmp_path))
     try:
         client = await session.snmp()
         assert client.engine_id == ENGINE_ID  # RFC 5343 discovery on first use
@@ -98,8 +98,8 @@ async def test_get_walk_and_set_over_the_callhome_connection(manager, tmp_path):
     ],
     ids=["tag", "oversize", "version", "security-model"],
 )
-async def test_bad_input_closes_the_snmp_channel_only(manager, tmp_path, garbage):  # noqa: F811
-    conn, session = await connect(manager, snmp_agent(tmp_path))
+async def test_bad_input_closes_the_snmp_channel_only(ssh_manager, tmp_path, garbage):
+    conn, session = await connect(ssh_manager, snmp_agent(tmp_path))
     try:
         client = await session.snmp()
         client.write_raw(garbage)
@@ -115,8 +115,8 @@ async def test_bad_input_closes_the_snmp_channel_only(manager, tmp_path, garbage
         conn.close()
 
 
-async def test_truncated_message_then_eof(manager, tmp_path):  # noqa: F811
-    conn, session = await connect(manager, snmp_agent(tmp_path))
+async def test_truncated_message_then_eof(ssh_manager, tmp_path):
+    conn, session = await connect(ssh_manager, snmp_agent(tmp_path))
     try:
         client = await session.snmp()
         client.write_raw(encode_message(Message(1, get_request(1, [SYS])))[:-2])
@@ -127,8 +127,8 @@ async def test_truncated_message_then_eof(manager, tmp_path):  # noqa: F811
         conn.close()
 
 
-async def test_device_without_snmp_refuses_the_subsystem(manager):  # noqa: F811
-    conn, session = await connect(manager, None)
+async def test_device_without_snmp_refuses_the_subsystem(ssh_manager):
+    conn, session = await connect(ssh_manager, None)
     try:
         with pytest.raises(ServiceRefused):
             await session.snmp()
@@ -137,10 +137,10 @@ async def test_device_without_snmp_refuses_the_subsystem(manager):  # noqa: F811
         conn.close()
 
 
-async def test_unknown_user_is_refused_by_access_control(manager, tmp_path):  # noqa: F811
+async def test_unknown_user_is_refused_by_access_control(ssh_manager, tmp_path):
     agent = snmp_agent(tmp_path)
     agent.users = {"someone-else": agent.users["mgr"]}
-    conn, session = await connect(manager, agent)
+    conn, session = await connect(ssh_manager, agent)
     try:
         client = await session.snmp()  # discovery itself answers with authorizationError
         pdu = await client.get([(*SYS, 1, 0)])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from test_reverse_tls import Pki, Recorder, device, listener_settings
+from net_testkit import Pki, Recorder, listener_settings, tls_device
 
 from callhome.agent.snmp.agent import SnmpAgent, SnmpState, UserAccess, register_system
 from callhome.agent.snmp.mib import MibRegistry
@@ -40,14 +40,6 @@ from callhome.proto.snmp import (
 
 SYS = (1, 3, 6, 1, 2, 1, 1)
 ENGINE_ID = bytes.fromhex("80000000050102030405")
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    d = tmp_path_factory.mktemp("pki")
-    ca = pki.init_ca(d / "ca", "Test CA")
-    other = pki.init_ca(d / "other", "Other CA", key_type="ed25519")
-    return Pki(ca, other, pki.issue(ca, "manager", "mgr", out=d / "out"), d)
 
 
 # -- certificate to securityName (RFC 6353 section 5.3.2, certToTSN) ---------------------------
@@ -188,7 +180,7 @@ async def connect(
     _listener, recorder, port = manager
     issued = certs.device(f"{name}-dev.example.net")
     recorder.allowed.add(f"x509-name:{name}-dev.example.net")
-    settings: DeviceTlsSettings = device(certs, issued)
+    settings: DeviceTlsSettings = tls_device(certs, issued)
     service = SnmpTlsService(agent, [manager_rule(certs, name)])
     conn = await dial_snmp_tls("127.0.0.1", port, settings, service)
     session = await asyncio.wait_for(recorder.ready.get(), 10)
@@ -241,15 +233,15 @@ async def test_manager_certificate_mapped_to_no_name_is_refused(certs, manager, 
     other_ca = pki.cert_identity(certs.other.cert).fingerprint
     service = SnmpTlsService(snmp_agent(tmp_path), [rule(other_ca, "common-name")])
     with pytest.raises(AuthError, match="maps to no securityName"):
-        await dial_snmp_tls("127.0.0.1", port, device(certs, issued), service)
+        await dial_snmp_tls("127.0.0.1", port, tls_device(certs, issued), service)
     assert recorder.ready.empty()
-    reason, _auth = await recorder.failure()
+    reason = await recorder.failure()
     assert reason
 
 
 def old_device(certs: Pki, issued: pki.Issued, **kwargs: object) -> DeviceTlsSettings:
     """A device that speaks TLS 1.0 only, as Net-SNMP 5.9's tlstcp does."""
-    weak = device(certs, issued, minimum_version="TLSv1", ciphers="DEFAULT:@SECLEVEL=0")
+    weak = tls_device(certs, issued, minimum_version="TLSv1", ciphers="DEFAULT:@SECLEVEL=0")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         weak.context.maximum_version = ssl.TLSVersion.TLSv1

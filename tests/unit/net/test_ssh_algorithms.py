@@ -8,9 +8,9 @@ import logging
 
 import asyncssh
 import pytest
-from test_reverse_ssh import EchoHandler, Recorder
+from net_testkit import KEEP, EchoHandler, Recorder
 
-from callhome.config import KeepaliveConfig, SshAlgorithms
+from callhome.config import SshAlgorithms
 from callhome.errors import ConfigError
 from callhome.net.keys import identity_of
 from callhome.net.reverse_ssh import (
@@ -21,8 +21,6 @@ from callhome.net.reverse_ssh import (
 )
 from callhome.net.ssh_algorithms import client_algorithm_options
 from callhome.net.turn import DeviceTurnSettings, ManagerTurnSettings, TurnListener
-
-KEEP = KeepaliveConfig(interval=5, count_max=3)
 
 
 def device(algorithms: SshAlgorithms, host_key: asyncssh.SSHKey | None = None) -> DeviceSshSettings:
@@ -60,7 +58,7 @@ def test_a_host_key_no_listed_signature_allows_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="no host key algorithm left"):
         TurnListener(
             Recorder(set()),
-            ManagerTurnSettings(ed25519, KEEP, SshAlgorithms(signatures=["rsa-sha2-256"])),
+            ManagerTurnSettings(ed25519, SshAlgorithms(signatures=["rsa-sha2-256"])),
         )
 
 
@@ -68,7 +66,7 @@ def test_legacy_algorithms_are_logged_at_setup_and_defaults_are_quiet(caplog) ->
     caplog.set_level(logging.WARNING, logger="callhome.net.ssh_algorithms")
     key = asyncssh.generate_private_key("ssh-ed25519")
     device(SshAlgorithms())
-    ReverseSshListener(Recorder(set()), ManagerSshSettings("m", {"": key}, KEEP, SshAlgorithms()))
+    ReverseSshListener(Recorder(), ManagerSshSettings("m", {"": key}, SshAlgorithms()))
     assert caplog.records == []
 
     legacy = SshAlgorithms(
@@ -87,10 +85,10 @@ async def test_ends_with_only_a_ctr_cipher_in_common_negotiate_it_and_serve() ->
     """A manager restricted to aes256-ctr and hmac-sha2-512-etm against a device on the
     defaults: the session comes up on those, and NETCONF runs over it."""
     manager_key = asyncssh.generate_private_key("ssh-ed25519")
-    recorder = Recorder(set())
+    recorder = Recorder()
     restricted = SshAlgorithms(ciphers=["aes256-ctr"], macs=["hmac-sha2-512-etm@openssh.com"])
     listener = ReverseSshListener(
-        recorder, ManagerSshSettings("mgr", {"": manager_key}, KEEP, restricted)
+        recorder, ManagerSshSettings("mgr", {"": manager_key}, restricted)
     )
     port = await listener.listen("127.0.0.1", 0)
     dev = DeviceSshSettings(

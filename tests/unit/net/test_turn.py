@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncssh
 import pytest
-from lxml import etree
+from net_testkit import ALGS, KEEP, EchoHandler, Recorder, listener_limits
 
-from callhome.config import KeepaliveConfig, SshAlgorithms
 from callhome.errors import SessionClosed
-from callhome.identity import Identity
 from callhome.net.keys import identity_of
 from callhome.net.netconf import NetconfLimits
-from callhome.net.session import DeviceSession, Orientation
+from callhome.net.session import Orientation
 from callhome.net.turn import (
     TURN_SUBSYSTEM,
     DeviceTurnSettings,
@@ -23,88 +21,30 @@ from callhome.net.turn import (
     dial_turn,
 )
 
-NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
-CAPS = ["urn:ietf:params:netconf:base:1.0", "urn:ietf:params:netconf:base:1.1"]
-KEEP = KeepaliveConfig(interval=5, count_max=3)
-ALGS = SshAlgorithms()
-
-
-class Recorder:
-    """An Admission that admits a fixed set of keys and records what happens."""
-
-    def __init__(self) -> None:
-        self.allowed: set[str] = set()
-        self.asked: list[Identity] = []
-        self.failures: list[str] = []
-        self.ready: asyncio.Queue[DeviceSession] = asyncio.Queue()
-        self.closed: asyncio.Queue[DeviceSession] = asyncio.Queue()
-
-    def preferred(self, identities: Sequence[Identity]) -> Identity:
-        return identities[0]
-
-    def admit(self, identity: Identity, address: str) -> str | None:
-        self.asked.append(identity)
-        return "" if identity.fingerprint in self.allowed else None
-
-    def handshake_failed(
-        self, address: str, identity: Identity | None, reason: str, *, auth: bool = False
-    ) -> None:
-        self.failures.append(reason)
-
-    async def session_ready(self, session: DeviceSession) -> None:
-        await self.ready.put(session)
-
-    async def session_closed(self, session: DeviceSession) -> None:
-        await self.closed.put(session)
-
-    async def failure(self, timeout: float = 10) -> str:
-        for _ in range(int(timeout / 0.02)):
-            if self.failures:
-                return self.failures[0]
-            await asyncio.sleep(0.02)
-        raise AssertionError("no handshake failure reported")
-
-
-class EchoHandler:
-    """A NETCONF service that answers get-config with a fixed tree."""
-
-    capabilities = CAPS
-
-    def __init__(self) -> None:
-        self.next_id = 0
-
-    def open_session(self, on_kill: Callable[[], None], principal: object = None) -> int:
-        self.next_id += 1
-        return self.next_id
-
-    def close_session(self, session_id: int) -> None:
-        pass
-
-    def handle(self, session_id: int, operation: etree._Element) -> etree._Element | None:
-        if etree.QName(operation).localname == "get-config":
-            data = etree.Element(f"{{{NS}}}data")
-            etree.SubElement(data, "{urn:x}leaf").text = "v"
-            return data
-        return None
+Started = tuple[TurnListener, Recorder, int, asyncssh.SSHKey]
 
 
 @pytest.fixture
-async def manager() -> AsyncIterator[tuple[TurnListener, Recorder, int, asyncssh.SSHKey]]:
-    host_key = asyncssh.generate_private_key("ssh-ed25519")
-    recorder = Recorder()
-    listener = TurnListener(
-        recorder,
-        ManagerTurnSettings(
-            host_key=host_key,
-            keepalive=KEEP,
-            algorithms=ALGS,
-            handshake_timeout=3,
-            rpc_timeout=3,
-        ),
-    )
-    port = await listener.listen("127.0.0.1", 0)
-    yield listener, recorder, port, host_key
-    await listener.close()
+async def start_manager() -> AsyncIterator[Callable[..., Awaitable[Started]]]:
+    """Starts turn listeners on 127.0.0.1 with short limits (and the changes given)."""
+    listeners: list[TurnListener] = []
+
+    async def start(**changes: object) -> Started:
+        host_key = asyncssh.generate_private_key("ssh-ed25519")
+        recorder = Recorder()
+        chosen = listener_limits(**{"handshake_timeout": 3, "rpc_timeout": 3, **changes})
+        listener = TurnListener(recorder, ManagerTurnSettings(host_key, ALGS, chosen))
+        listeners.append(listener)
+        return listener, recorder, await listener.listen("127.0.0.1", 0), host_key
+
+    yield start
+    for listener in listeners:
+        await listener.close()
+
+
+@pytest.fixture
+async def manager(start_manager: Callable[..., Awaitable[Started]]) -> Started:
+    return await start_manager()
 
 
 def device(manager_host_key: asyncssh.SSHKey) -> DeviceTurnSettings:
@@ -194,9 +134,8 @@ async def test_one_netconf_turn_session_per_connection(manager):
     conn.close()
 
 
-async def test_device_silent_after_login_times_out(manager):
-    listener, recorder, port, host_key = manager
-    listener.settings.handshake_timeout = 0.5
+async def test_device_silent_after_login_times_out(start_manager):
+    _listener, recorder, port, host_key = await start_manager(handshake_timeout=0.5)
     dev = device(host_key)
     recorder.allowed.add(identity_of(dev.user_key).fingerprint)
     conn = await asyncssh.connect("127.0.0.1", port, options=dev.options)
@@ -223,11 +162,11 @@ async def test_garbage_on_the_port_is_a_handshake_failure(manager):
     ],
     ids=["too-large", "malformed"],
 )
-async def test_a_hostile_hello_is_reported_as_what_it_was(manager, payload, reason):
+async def test_a_hostile_hello_is_reported_as_what_it_was(start_manager, payload, reason):
     """A device that logs in, opens netconf-turn and breaks the hello: the first failure
     reported says how, not "connection closed"."""
-    listener, recorder, port, host_key = manager
-    listener.settings.limits = NetconfLimits(max_message_size=4096)
+    started = await start_manager(netconf=NetconfLimits(max_message_size=4096))
+    _listener, recorder, port, host_key = started
     dev = device(host_key)
     recorder.allowed.add(identity_of(dev.user_key).fingerprint)
     conn = await asyncssh.connect("127.0.0.1", port, options=dev.options)
