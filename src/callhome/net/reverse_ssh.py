@@ -39,6 +39,7 @@ from callhome.net.netconf import (
     NetconfHandler,
     NetconfLimits,
     NetconfServerDriver,
+    NotificationBudgets,
     Principal,
 )
 from callhome.net.session import Admission, DeviceSession, Orientation, local_address
@@ -244,6 +245,8 @@ class ReverseSshListener:
         self.admission = admission
         self.settings = settings
         self.guard = HandshakeGuard(settings, log, settings.guard)
+        self.budgets = NotificationBudgets(settings.limits)
+        """Each device's notification budget, kept across its sessions."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._acceptors: list[asyncssh.SSHAcceptor] = []
         self._options = asyncssh.SSHClientConnectionOptions(
@@ -313,6 +316,7 @@ class ReverseSshListener:
             conn.close,  # the connection exists for this session: it ends with it
             timeout=settings.rpc_timeout,
             limits=settings.limits,
+            budget=self.budgets.of(client.identity.fingerprint),
         )
         netconf.send_hello()
         channel_session.feed.attach(netconf)

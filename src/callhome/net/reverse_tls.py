@@ -56,6 +56,7 @@ from callhome.net.netconf import (
     NetconfHandler,
     NetconfLimits,
     NetconfServerDriver,
+    NotificationBudgets,
     Principal,
     netconf_limits,
 )
@@ -363,6 +364,8 @@ class ReverseTlsListener:
         self.admission = admission
         self.settings = settings
         self.guard = HandshakeGuard(settings, log, settings.guard)
+        self.budgets = NotificationBudgets(settings.limits)
+        """Each device's notification budget, kept across its sessions."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._servers: list[asyncio.Server] = []
 
@@ -458,6 +461,7 @@ class ReverseTlsListener:
             conn.close,  # the connection exists for this session: it ends with it
             timeout=settings.rpc_timeout,
             limits=settings.limits,
+            budget=self.budgets.of(identity.fingerprint),
         )
         netconf.send_hello()
         conn.attach(netconf)

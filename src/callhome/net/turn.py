@@ -35,6 +35,7 @@ from callhome.net.netconf import (
     NetconfHandler,
     NetconfLimits,
     NetconfServerDriver,
+    NotificationBudgets,
     Principal,
 )
 from callhome.net.reverse_ssh import FeedingChannel, _address
@@ -217,11 +218,13 @@ class _TurnServer(asyncssh.SSHServer):
         assert channel.chan is not None and self.conn is not None
         settings = self._listener.settings
         conn = self.conn
+        assert self.identity is not None
         netconf = NetconfClient(
             channel.chan.write,
             conn.close,  # the connection exists for this session: it ends with it
             timeout=settings.rpc_timeout,
             limits=settings.limits,
+            budget=self._listener.budgets.of(self.identity.fingerprint),
         )
         netconf.send_hello()
         channel.feed.attach(netconf)
@@ -257,6 +260,8 @@ class TurnListener:
         self.admission = admission
         self.settings = settings
         self.guard = HandshakeGuard(settings, log, settings.guard)
+        self.budgets = NotificationBudgets(settings.limits)
+        """Each device's notification budget, kept across its sessions."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._acceptors: list[asyncssh.SSHAcceptor] = []
         self._options = asyncssh.SSHServerConnectionOptions(
