@@ -31,7 +31,7 @@ from callhome.net.channels import (
     open_session_channel,
     open_tcp_channel,
 )
-from callhome.net.guard import GuardLimits, Handshake, HandshakeGuard
+from callhome.net.guard import AcceptGate, GuardLimits, Handshake, HandshakeGuard
 from callhome.net.keys import identity_of
 from callhome.net.netconf import (
     ClientFeed,
@@ -279,7 +279,7 @@ class ReverseSshListener:
             client_factory=lambda: _ManagerSshClient(self),
             acceptor=self._accepted,
             error_handler=self._failed,
-            reuse_address=True,
+            tunnel=AcceptGate(self.guard),
         )
         self._acceptors.append(acceptor)
         return int(acceptor.get_port())

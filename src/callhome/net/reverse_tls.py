@@ -50,7 +50,13 @@ from cryptography import x509
 from callhome.config import CertToNameRule, KeepaliveConfig, ManagerConfig
 from callhome.errors import AuthError, ConfigError, ProtocolError, SessionClosed
 from callhome.identity import Identity
-from callhome.net.guard import GuardLimits, Handshake, HandshakeGuard, guard_limits
+from callhome.net.guard import (
+    LISTEN_BACKLOG,
+    GuardLimits,
+    Handshake,
+    HandshakeGuard,
+    guard_limits,
+)
 from callhome.net.netconf import (
     NetconfClient,
     NetconfHandler,
@@ -378,7 +384,11 @@ class ReverseTlsListener:
         """Start accepting on host:port; returns the port bound (useful with port 0)."""
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: AcceptedConnection(self), host, port, reuse_address=True, backlog=1024
+            lambda: AcceptedConnection(self),
+            host,
+            port,
+            reuse_address=True,
+            backlog=LISTEN_BACKLOG,
         )
         self._servers.append(server)
         return int(server.sockets[0].getsockname()[1])

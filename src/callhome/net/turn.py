@@ -27,7 +27,7 @@ import asyncssh
 from callhome.config import KeepaliveConfig, SshAlgorithms
 from callhome.errors import SessionClosed
 from callhome.identity import Identity
-from callhome.net.guard import GuardLimits, Handshake, HandshakeGuard
+from callhome.net.guard import AcceptGate, GuardLimits, Handshake, HandshakeGuard
 from callhome.net.keys import identity_of
 from callhome.net.netconf import (
     ClientFeed,
@@ -292,7 +292,9 @@ class TurnListener:
 
     async def listen(self, host: str, port: int) -> int:
         """Start accepting on host:port; returns the port bound (useful with port 0)."""
-        acceptor = await asyncssh.listen(host, port, options=self._options, reuse_address=True)
+        acceptor = await asyncssh.listen(
+            host, port, options=self._options, tunnel=AcceptGate(self.guard)
+        )
         self._acceptors.append(acceptor)
         return int(acceptor.get_port())
 
