@@ -21,6 +21,12 @@ and SNMP over TLS) keeps one :class:`HandshakeGuard`, which does what trusted SS
   again (a scanner, a flood) is shut out for a while, at most ``max_penalty`` seconds, and a
   device that retries now and then (one not approved yet) is not. Addresses in ``trusted``
   networks are exempt from the per-source cap and the penalties.
+- **Devices that break the protocol.** A session that ends because the device broke the
+  protocol (a message over one of its budgets, not well-formed, or not asked for) adds 5
+  seconds to that device's own penalty, by identity, wherever it calls from; while it owes
+  over ``min_penalty`` its connections are refused once it has shown its key. So a device
+  that sends one bad message calls again at once, and an authenticated device that does it
+  again and again (a flood from inside) gets one session every few seconds at most.
 - **Refused before anything is built.** On the SSH listeners (reverse-ssh, turn) a socket
   from a penalized address, or from one at its cap, is refused as it is accepted
   (:class:`AcceptGate`), before asyncssh builds a connection for it: a flood that is being
@@ -65,6 +71,9 @@ SILENT_PENALTY = 5.0
 """Seconds of penalty for a handshake whose peer never spoke."""
 FAILED_PENALTY = 1.0
 """Seconds of penalty for any other failed handshake."""
+BROKEN_PENALTY = 5.0
+"""Seconds of penalty for a device whose session ended because it broke the protocol (a
+message over a budget, not well-formed, or not asked for)."""
 LISTEN_BACKLOG = 1024
 """Connections the kernel queues for accept on a call-home listener (capped by
 ``net.core.somaxconn``). asyncio's default of 100 overflows while a flood is being turned
@@ -218,6 +227,24 @@ class HandshakeGuard:
         if self._per_host.get(host, 0) >= self.limits.max_per_source:
             return "too many from one address"
         return None
+
+    def broke_protocol(self, device: str) -> None:
+        """The session of ``device`` (its identity's fingerprint) ended because the device
+        broke the protocol: it owes ``BROKEN_PENALTY`` seconds more."""
+        now = self._now()
+        owed = min(self._owed(device, now) + BROKEN_PENALTY, self.limits.max_penalty)
+        self._penalty[device] = (owed, now)
+
+    def shuts_out(self, device: str) -> bool:
+        """Whether ``device`` (an identity's fingerprint) is refused for now, having broken
+        the protocol again and again (counted)."""
+        if (
+            device not in self._penalty
+            or self._owed(device, self._now()) <= self.limits.min_penalty
+        ):
+            return False
+        self._count("penalized device")
+        return True
 
     def refuses(self, host: str) -> bool:
         """Whether a connection from ``host`` (an address, no port) is refused at once: a

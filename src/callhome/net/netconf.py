@@ -187,6 +187,9 @@ class NetconfClient:
         self._closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._closing = False
         self.on_notification = on_notification
+        self.broke_protocol = False
+        """Whether the session ended because what the device sent broke the protocol (a
+        message over a budget, not well-formed, or not asked for)."""
 
     @classmethod
     def unavailable(cls, reason: str) -> NetconfClient:
@@ -217,9 +220,13 @@ class NetconfClient:
             self._core.receive_data(data)
             self._drain()
         except RemoteProtocolError as exc:
+            if not self._closed.done():
+                self.broke_protocol = True
             self._fail(f"protocol error: {exc}")
 
     def feed_eof(self, reason: str = "channel closed") -> None:
+        """The channel ended (a message cut short by it is an error, but not one the device
+        is penalized for: a network can do that)."""
         try:
             self._core.receive_eof()
             self._drain()

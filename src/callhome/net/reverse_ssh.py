@@ -155,6 +155,9 @@ class _ManagerSshClient(asyncssh.SSHClient):
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey
     ) -> bool:
         self.identity = identity_of(key)
+        if self._listener.guard.shuts_out(self.identity.fingerprint):
+            self.refused = True  # counted and logged by the guard
+            return False
         credential = self._listener.admission.admit(self.identity, self.address)
         if credential is None:
             self.refused = True
@@ -182,6 +185,8 @@ class _ManagerSshClient(asyncssh.SSHClient):
         if self.session is not None:
             self.session.netconf.feed_eof(reason)
             self.session.mark_closed(self.session.netconf.close_reason or reason)
+            if self.session.netconf.broke_protocol:
+                self._listener.guard.broke_protocol(self.session.fingerprint)
             self._listener.spawn(self._listener.admission.session_closed(self.session))
         elif not self.refused:
             self._listener.admission.handshake_failed(self.address, self.identity, reason)

@@ -317,6 +317,8 @@ class AcceptedConnection(asyncio.Protocol):
             self.client.feed_eof(reason)
         if self.session is not None:
             self.session.mark_closed((self.client and self.client.close_reason) or reason)
+            if self.session.netconf.broke_protocol:
+                self._listener.guard.broke_protocol(self.session.fingerprint)
             self._listener.spawn(self._listener.admission.session_closed(self.session))
         elif exc is None and self.tls is not None and self.client is not None:
             # what a device that refuses our certificate looks like from here under TLS 1.3
@@ -456,6 +458,9 @@ class ReverseTlsListener:
                 # an operator may have approved the certificate's fingerprint instead
                 identity = self.admission.preferred([identity, decision.leaf])
         conn.identity = identity
+        if self.guard.shuts_out(identity.fingerprint):
+            conn.fail("penalized device", report=False)  # counted and logged by the guard
+            return None
         if self.admission.admit(identity, conn.address) is None:
             conn.fail("not admitted", report=False)  # admit() has said why
             return None

@@ -173,6 +173,9 @@ class _TurnServer(asyncssh.SSHServer):
             self._handshake.settle()
         identity = self.identity
         assert identity is not None
+        if self._listener.guard.shuts_out(identity.fingerprint):
+            self.refused = True  # counted and logged by the guard
+            return
         self.admitted = self._listener.admission.admit(identity, self.address) is not None
         if not self.admitted:
             self.refused = True  # admit() has recorded why
@@ -184,6 +187,8 @@ class _TurnServer(asyncssh.SSHServer):
         if self.session is not None:
             self.session.netconf.feed_eof(reason)
             self.session.mark_closed(self.session.netconf.close_reason or reason)
+            if self.session.netconf.broke_protocol:
+                self._listener.guard.broke_protocol(self.session.fingerprint)
             self._listener.spawn(self._listener.admission.session_closed(self.session))
         else:
             self._report(reason, auth=not self.authenticated)
