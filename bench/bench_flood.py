@@ -173,6 +173,40 @@ class LogCounter(logging.Handler):
             self.warnings[_shape(message)] += 1
 
 
+class GcPauses:
+    """The cyclic garbage collector's pauses in this process (``gc.callbacks``): each full
+    (generation 2) collection stops the event loop for as long as it runs."""
+
+    def __init__(self) -> None:
+        self.full: list[float] = []
+        self.other = 0.0
+        self._t0 = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        elif info["generation"] == 2:
+            self.full.append(time.perf_counter() - self._t0)
+        else:
+            self.other += time.perf_counter() - self._t0
+
+    def since(self, mark: tuple[int, float]) -> dict[str, Any]:
+        full = self.full[mark[0] :]
+        return {
+            "gc_full": len(full),
+            "gc_full_max_ms": max(full, default=0.0) * 1e3,
+            "gc_full_total_ms": sum(full) * 1e3,
+            "gc_young_total_ms": (self.other - mark[1]) * 1e3,
+        }
+
+    def mark(self) -> tuple[int, float]:
+        return len(self.full), self.other
+
+
+GC = GcPauses()
+
+
 class Phase:
     """The figures of one phase, measured while it runs (see ``measure``)."""
 
@@ -202,8 +236,9 @@ async def measure(
     the restarts are done, ``args.phase_bound`` at most."""
     phase = Phase()
     stop = asyncio.Event()
-    cpu0, t0 = time.process_time(), time.perf_counter()
     fleet_cpu0 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
+    cpu0, t0, gc0 = time.process_time(), time.perf_counter(), GC.mark()
+    wait0 = run_queue_wait_s()
     deadline = time.monotonic() + args.phase_bound
 
     async def sampler() -> None:
@@ -284,6 +319,7 @@ async def measure(
         for task in tasks:
             task.cancel()
     cpu1, t1 = time.process_time(), time.perf_counter()
+    wait1 = run_queue_wait_s()
     fleet_cpu1 = (await fleet.request({"cmd": "stats"}, 30.0))["cpu_s"]
     guard = manager._listener.guard if manager._listener is not None else None
     if guard is not None:
@@ -293,8 +329,10 @@ async def measure(
     online_times = sorted(r["online_s"] for r in phase.restarts if r["online_s"] is not None)
     return {
         "name": name,
+        **GC.since(gc0),
         "wall_s": t1 - t0,
         "cpu_s": cpu1 - cpu0,
+        "wait_s": wait1 - wait0,
         "fleet_cpu_s": fleet_cpu1 - fleet_cpu0,
         "online_min": min(phase.online, default=float("nan")),
         "online_mean": statistics.fmean(phase.online) if phase.online else float("nan"),
@@ -328,6 +366,7 @@ def flood_argv(
     argv = ["--kind", kind, "--port", str(port), "--manager-key", key]
     argv += ["--source-first", first, "--source-count", str(count)]
     argv += ["--max-seconds", str(args.phase_bound + args.ramp + 60.0)]
+    argv += ["--nice", str(args.flood_nice)]
     if kind == "slowloris":
         argv += ["--sockets", str(args.sockets)]
     elif kind == "garbage":
@@ -399,6 +438,9 @@ async def run_role(args: argparse.Namespace) -> dict[str, Any]:
             others = [fingerprints[i] for i in measured[restarts:]]
             await asyncio.sleep(1.0)
             result["rss_connected_kb"] = settled_rss_kb()
+            result["tracked_objects"] = len(gc.get_objects())
+            if args.gc_freeze:
+                gc.freeze()  # what is alive now is never traversed again
 
             result["quiet"] = await measure(
                 "quiet", manager, fleet, port, fingerprints, others, restart, args
@@ -462,6 +504,18 @@ async def run_role(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def run_queue_wait_s() -> float:
+    """Seconds this process's threads have been runnable but waiting for a CPU (their
+    ``schedstat``): what the machine's other load takes from the manager."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for task in os.listdir("/proc/self/task"):
+            path = f"/proc/self/task/{task}/schedstat"
+            with contextlib.suppress(OSError, ValueError, IndexError), open(path) as stat:
+                total += int(stat.read().split()[1])
+    return total / 1e9
+
+
 def _status_kb(field: str) -> int:
     with open("/proc/self/status") as status:
         for line in status:
@@ -478,7 +532,7 @@ def _status_kb(field: str) -> int:
 PASSED = (
     "devices", "warmup", "restarts", "concurrency", "sockets", "garbage_rate", "fresh_rate",
     "lanes", "pause", "phase", "phase_bound", "ramp", "settle", "restart_gap",
-    "connect_timeout", "rpc_bound",
+    "connect_timeout", "rpc_bound", "flood_nice",
 )  # fmt: skip
 
 
@@ -488,6 +542,8 @@ def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
         command += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
     if args.profile_dir:
         command += ["--profile-dir", args.profile_dir]
+    if args.gc_freeze:
+        command += ["--gc-freeze"]
     bound = 300.0 + args.connect_timeout + 2 * (args.phase_bound + 60.0) + args.ramp
     try:
         done = subprocess.run(command, stdout=subprocess.PIPE, text=True, timeout=bound)
@@ -566,11 +622,16 @@ def table(result: dict[str, Any], args: argparse.Namespace) -> list[str]:
     row("manager event loop lag p50 / p95 / max",
         f"{q['lag_p50_ms']:.1f} / {q['lag_p95_ms']:.1f} / {q['lag_max_ms']:.0f} ms",
         f"{f['lag_p50_ms']:.1f} / {f['lag_p95_ms']:.1f} / {f['lag_max_ms']:.0f} ms")  # fmt: skip
+    row("manager GC: full collections, longest, all",
+        f"{q['gc_full']}, {q['gc_full_max_ms']:.0f}, {q['gc_full_total_ms']:.0f} ms",
+        f"{f['gc_full']}, {f['gc_full_max_ms']:.0f}, {f['gc_full_total_ms']:.0f} ms")  # fmt: skip
     fails_q = sum(q["call_failures"].values())
     fails_f = sum(f["call_failures"].values())
     row("  calls (failed)", f"{q['calls']} ({fails_q})", f"{f['calls']} ({fails_f})")
     row("manager CPU busy", f"{q['cpu_s'] / q['wall_s'] * 100:.0f} %",
         f"{f['cpu_s'] / f['wall_s'] * 100:.0f} %")  # fmt: skip
+    row("manager waiting for a CPU (run queue)", f"{q['wait_s'] / q['wall_s'] * 100:.0f} %",
+        f"{f['wait_s'] / f['wall_s'] * 100:.0f} %")  # fmt: skip
     row("fleet CPU busy", f"{q['fleet_cpu_s'] / q['wall_s'] * 100:.0f} %",
         f"{f['fleet_cpu_s'] / f['wall_s'] * 100:.0f} %")  # fmt: skip
     grow = f["rss_peak_kb"] - result["rss_before_flood_kb"]
@@ -637,7 +698,9 @@ def notes(result: dict[str, Any], args: argparse.Namespace) -> list[str]:
         out.append(f"  get-config failures while flooded: {failures}")
     out.append(
         f"  online when the flood stopped + {args.settle:g} s: {result['online_end'] * 100:.1f} %; "
-        f"manager VmHWM {_mib(result['hwm_kb'])}; connect phase {result['connect_s']:.1f} s"
+        f"manager VmHWM {_mib(result['hwm_kb'])}; connect phase {result['connect_s']:.1f} s; "
+        f"{result['tracked_objects']} objects tracked by the GC with N online"
+        + (" (then frozen)" if args.gc_freeze else "")
     )
     return out
 
@@ -709,6 +772,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=3.0, help="seconds after the flood")
     parser.add_argument("--restart-gap", type=float, default=0.5, help="seconds between restarts")
     parser.add_argument("--connect-timeout", type=float, help="bound on connecting N, seconds")
+    parser.add_argument(
+        "--flood-nice",
+        type=int,
+        default=10,
+        help="the flood processes' nice value (10): on one machine they would otherwise take "
+        "the CPU the manager needs; an attacker's CPU is elsewhere",
+    )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() in the manager once the N devices are online (not the product's "
+        "setup: to see what full collections cost)",
+    )
     parser.add_argument("--rpc-bound", type=float, default=70.0, help=argparse.SUPPRESS)
     parser.add_argument(
         "--profile", action="store_true", help="cProfile the manager's flooded phases"

@@ -480,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"hostile: what to send, one kind per session in turn ({', '.join(PAYLOADS)})",
     )
     parser.add_argument(
+        "--nice", type=int, default=0, help="lower this process's CPU priority by this much"
+    )
+    parser.add_argument(
         "--max-seconds", type=float, default=600.0, help="the flood stops by itself after this"
     )
     args = parser.parse_args(argv)
@@ -488,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.payloads or set(args.payloads) - set(PAYLOADS):
         parser.error(f"--payloads: some of {', '.join(PAYLOADS)}")
     random.seed()
+    if args.nice:
+        os.nice(args.nice)
     # writes after the manager closed a socket are expected here; asyncio would say so
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     import resource
