@@ -88,10 +88,28 @@ def raise_nofile_limit() -> tuple[int, int, int]:
 
 
 class FleetProcess:
-    """``fleet.py --control`` as a child process, spoken to in JSON lines."""
+    """``fleet.py --control`` (or another script that speaks the same JSON lines, such as
+    ``flood.py``) as a child process."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self._proc = proc
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    @classmethod
+    async def launch(cls, script: Path, argv: Sequence[str]) -> FleetProcess:
+        """Start ``script`` with ``argv`` in this interpreter, stdin and stdout piped."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(script),
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 24,
+        )
+        return cls(proc)
 
     @classmethod
     async def start(
@@ -102,24 +120,9 @@ class FleetProcess:
         concurrency: int,
         extra: Sequence[str] = (),
     ) -> FleetProcess:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(FLEET),
-            "--control",
-            "--mode",
-            mode,
-            "--devices",
-            str(devices),
-            "--concurrency",
-            str(concurrency),
-            "--manager-key",
-            manager_key,
-            *extra,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            limit=1 << 24,
-        )
-        return cls(proc)
+        argv = ["--control", "--mode", mode, "--devices", str(devices)]
+        argv += ["--concurrency", str(concurrency), "--manager-key", manager_key, *extra]
+        return await cls.launch(FLEET, argv)
 
     def send(self, command: dict[str, Any]) -> None:
         assert self._proc.stdin is not None

@@ -32,6 +32,12 @@ line on stdin and answers one JSON object a line on stdout. On start it prints
 - ``{"cmd": "dial", "host": H, "port": P, "first": i, "count": n}`` dials devices i..i+n-1
   and answers ``{"event": "dialed", "ok": .., "failed": .., "wall_s": .., "cpu_s": ..}``;
 - ``{"cmd": "stats"}`` answers ``{"event": "stats", "cpu_s": .., "rss_kb": .., "open": ..}``;
+- ``{"cmd": "close", "first": i, "count": n}`` closes devices i..i+n-1 (a device restarting)
+  and answers ``{"event": "closed", "closed": ..}`` once their connections are gone;
+- ``{"cmd": "redial", "host": H, "port": P, "index": i, "timeout": s}`` dials device i the
+  way the agent does (``ReconnectPlan`` with ``[reconnect]``'s defaults: back-off from
+  0.5 s, jitter, ``max_wait`` per attempt) until it connects or ``timeout`` passes, and
+  answers ``{"event": "redialed", "ok": .., "attempts": .., "wall_s": .., "errors": [..]}``;
 - ``{"cmd": "stop"}`` closes every connection and exits (so does the end of stdin).
 
 Standalone, against a manager already running::
@@ -50,6 +56,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
 import resource
@@ -79,6 +86,7 @@ from callhome.net.reverse_ssh import DeviceSshSettings, dial_reverse_ssh, manage
 from callhome.net.reverse_tls import DeviceTlsSettings, dial_reverse_tls
 from callhome.net.ssh_algorithms import server_algorithm_options
 from callhome.net.turn import DeviceTurnSettings, dial_turn
+from callhome.proto.reconnect import ReconnectPlan
 
 KEY_TYPE = "ssh-ed25519"
 MODES = ("product", "baseline", "tls", "turn")
@@ -151,10 +159,20 @@ class Fleet:
         manager_keys: list[asyncssh.SSHKey],
         host_keys: list[asyncssh.SSHKey] | None = None,
         tls_dir: Path | None = None,
+        source_net: str | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown fleet mode {mode!r}")
         self.mode = mode
+        self.sources: list[str] | None = None
+        """Device i's own source address (product mode with ``source_net``), else None."""
+        if source_net is not None:
+            if mode != "product":
+                raise ValueError("source addresses are for product mode only")
+            hosts = ipaddress.ip_network(source_net).hosts()
+            self.sources = [str(a) for a, _ in zip(hosts, range(count), strict=False)]
+            if len(self.sources) < count:
+                raise ValueError(f"{source_net} has fewer than {count} addresses")
         self.key_type = KEY_TYPE
         self.connections: dict[int, Any] = {}
         algorithms = SshAlgorithms()
@@ -234,7 +252,12 @@ class Fleet:
             self._dial = self._dial_baseline
 
     async def _dial_product(self, host: str, port: int, index: int) -> asyncssh.SSHServerConnection:
-        return await dial_reverse_ssh(host, port, self._settings[index])
+        if self.sources is None:
+            return await dial_reverse_ssh(host, port, self._settings[index])
+        # dial_reverse_ssh, from the device's own address
+        return await asyncssh.connect_reverse(
+            host, port, options=self._settings[index].options, local_addr=(self.sources[index], 0)
+        )
 
     async def _dial_baseline(
         self, host: str, port: int, index: int
@@ -298,6 +321,56 @@ class Fleet:
         results = await asyncio.gather(*(one(i) for i in indexes))
         return sum(results), errors
 
+    async def redial(
+        self, host: str, port: int, index: int, deadline: float
+    ) -> tuple[bool, int, list[str]]:
+        """Dial device ``index`` as the agent does until it connects or ``deadline`` (a
+        monotonic time) passes: ``ReconnectPlan`` with the agent's ``[reconnect]`` defaults
+        between failed attempts, each attempt bounded by ``max_wait``. Returns whether it
+        connected, the attempts made and their errors (the last 10)."""
+        reconnect = AgentConfig(endpoints=[Endpoint(address="127.0.0.1")]).reconnect
+        plan = ReconnectPlan(
+            endpoints=1,
+            start_with=reconnect.start_with,
+            max_attempts=reconnect.max_attempts,
+            initial=reconnect.backoff_initial,
+            cap=reconnect.backoff_max,
+            jitter=reconnect.backoff_jitter,
+        )
+        errors: list[str] = []
+        attempts = 0
+        while attempts < 10_000:
+            attempt = plan.next_attempt()
+            left = deadline - time.monotonic()
+            if attempt.delay >= left:
+                break
+            if attempt.delay:
+                await asyncio.sleep(attempt.delay)
+            attempts += 1
+            try:
+                conn = await asyncio.wait_for(
+                    self._dial(host, port, index), min(reconnect.max_wait, left)
+                )
+            except (OSError, asyncssh.Error, TimeoutError, AuthError) as exc:
+                errors = [*errors[-9:], f"{type(exc).__name__}: {exc}"]
+                plan.failed()
+                continue
+            self.connections[index] = conn
+            return True, attempts, errors
+        return False, attempts, errors
+
+    async def close_some(self, indexes: range, timeout: float = 10.0) -> int:
+        """Close the connections of the devices in ``indexes``; how many were open."""
+        conns = [self.connections.pop(i) for i in indexes if i in self.connections]
+        for conn in conns:
+            conn.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(c.wait_closed() for c in conns), return_exceptions=True),
+                timeout,
+            )
+        return len(conns)
+
     async def close(self, timeout: float = 10.0) -> None:
         conns = list(self.connections.values())
         self.connections.clear()
@@ -331,7 +404,9 @@ async def run_controlled(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     manager_keys = manager_keys_from([args.manager_key])
     tls_dir = Path(args.tls_dir) if args.tls_dir else None
-    fleet = Fleet(args.devices, args.mode, manager_keys, tls_dir=tls_dir)
+    fleet = Fleet(
+        args.devices, args.mode, manager_keys, tls_dir=tls_dir, source_net=args.source_net
+    )
     _emit(
         {
             "event": "ready",
@@ -382,6 +457,27 @@ async def run_controlled(args: argparse.Namespace) -> None:
                         ),
                     }
                 )
+            elif cmd == "close":
+                first, count = int(command["first"]), int(command["count"])
+                closed = await fleet.close_some(range(first, first + count))
+                _emit({"event": "closed", "closed": closed})
+            elif cmd == "redial":
+                t0 = time.perf_counter()
+                ok, attempts, errors = await fleet.redial(
+                    command["host"],
+                    int(command["port"]),
+                    int(command["index"]),
+                    time.monotonic() + float(command.get("timeout", 120.0)),
+                )
+                _emit(
+                    {
+                        "event": "redialed",
+                        "ok": ok,
+                        "attempts": attempts,
+                        "errors": errors,
+                        "wall_s": time.perf_counter() - t0,
+                    }
+                )
             elif cmd == "stop":
                 break
             else:
@@ -401,7 +497,14 @@ async def run_standalone(args: argparse.Namespace) -> None:
     manager_keys = manager_keys_from(Path(args.manager_key_file).read_text().splitlines())
     host_keys = load_or_make_keys(Path(args.keys_file), args.devices) if args.keys_file else None
     tls_dir = Path(args.tls_dir) if args.tls_dir else None
-    fleet = Fleet(args.devices, args.mode, manager_keys, host_keys, tls_dir=tls_dir)
+    fleet = Fleet(
+        args.devices,
+        args.mode,
+        manager_keys,
+        host_keys,
+        tls_dir=tls_dir,
+        source_net=args.source_net,
+    )
     if args.fingerprints_out:
         Path(args.fingerprints_out).write_text("\n".join(fleet.fingerprints) + "\n")
         print(f"{len(fleet.fingerprints)} fingerprints written to {args.fingerprints_out}")
@@ -449,6 +552,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--tls-dir", help="tls mode: folder with ca/ca.crt and devices/device-NNNNN.crt/.key"
+    )
+    parser.add_argument(
+        "--source-net",
+        help="product mode: each device dials from its own address in this network "
+        "(e.g. 127.1.0.0/16 on loopback), in order",
     )
     parser.add_argument("--hold", type=float, default=30.0, help="standalone: seconds to hold")
     args = parser.parse_args(argv)

@@ -128,9 +128,13 @@ class GuardSection(_Model):
         15.0,
         ge=0,
         description="Seconds of penalty an address may owe before its connections are "
-        "refused (a failed handshake owes 1, a silent one 5; one second wears off per second).",
+        "refused (a failed handshake owes 1, a silent one 5; one second wears off per second); "
+        "likewise a device, by its identity, whose sessions it ended by breaking the protocol "
+        "(5 each).",
     )
-    max_penalty: float = Field(60.0, gt=0, description="Most seconds of penalty an address owes.")
+    max_penalty: float = Field(
+        60.0, gt=0, description="Most seconds of penalty an address or a device owes."
+    )
     trusted: list[str] = Field(
         default_factory=list,
         description="Networks (CIDR) exempt from max_per_source and penalties, e.g. a NAT "
@@ -193,8 +197,8 @@ class ManagerSection(_Model):
     notification_rate: float = Field(
         256 * 1024,
         gt=0,
-        description="Bytes per second of notifications a device may send on average; one "
-        "that sends more has its session closed, with the reason.",
+        description="Bytes per second of notifications a device may send on average, across "
+        "its sessions; one that sends more has its session closed, with the reason.",
     )
     notification_burst: int = Field(
         4 * 1024 * 1024,

@@ -28,6 +28,8 @@ from callhome.net.netconf import (
     CLOSED_AT_ONCE,
     NetconfClient,
     NetconfLimits,
+    NotificationBudget,
+    NotificationBudgets,
     Write,
     netconf_limits,
 )
@@ -95,6 +97,7 @@ async def exchange_hellos(
     attach: Callable[[NetconfClient], None],
     limits: ListenerLimits,
     *,
+    budget: NotificationBudget | None = None,
     made: Callable[[NetconfClient], None] | None = None,
     write_errors: tuple[type[BaseException], ...] = (OSError,),
 ) -> NetconfClient:
@@ -102,10 +105,13 @@ async def exchange_hellos(
 
     ``write`` and ``close`` are the connection's (it exists for this session and ends
     with it); ``attach`` connects the client to the bytes read, once our hello is out;
-    ``made`` is told of the client as soon as it exists (so that a connection lost during
-    the exchange can say why). Raises :class:`NoHello`, or TimeoutError from an
+    ``budget`` is the device's notification budget (kept across its sessions); ``made``
+    is told of the client as soon as it exists (so that a connection lost during the
+    exchange can say why). Raises :class:`NoHello`, or TimeoutError from an
     enclosing deadline."""
-    netconf = NetconfClient(write, close, timeout=limits.rpc_timeout, limits=limits.netconf)
+    netconf = NetconfClient(
+        write, close, timeout=limits.rpc_timeout, limits=limits.netconf, budget=budget
+    )
     if made is not None:
         made(netconf)
     try:
@@ -122,14 +128,25 @@ async def exchange_hellos(
 
 
 class ManagerListener:
-    """The common part of a manager listener: its admission, limits, flood guard and the
-    tasks it spawns (cancelled by :meth:`cancel_tasks` when it closes)."""
+    """The common part of a manager listener: its admission, limits, flood guard, the
+    devices' notification budgets and the tasks it spawns (cancelled by
+    :meth:`cancel_tasks` when it closes)."""
 
     def __init__(self, admission: Admission, limits: ListenerLimits, log: logging.Logger):
         self.admission = admission
         self.limits = limits
         self.guard = HandshakeGuard(limits, log, limits.guard)
+        self.budgets = NotificationBudgets(limits.netconf)
+        """Each device's notification budget, kept across its sessions."""
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def listen(self, host: str, port: int) -> int:
+        """Start accepting on host:port; returns the port bound (useful with port 0)."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Stop accepting, and cancel what this listener spawned."""
+        raise NotImplementedError
 
     def spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)
@@ -142,10 +159,12 @@ class ManagerListener:
 
     def end_session(self, session: DeviceSession, client: StreamClient, reason: str) -> None:
         """The transport under ``session`` has ended with ``reason``: its client sees the
-        end of its stream, the session closes with the first cause known, and the
-        admission hears of it."""
+        end of its stream, the session closes with the first cause known, a device that
+        broke the protocol owes a penalty, and the admission hears of it."""
         client.feed_eof(reason)
         session.mark_closed(client.close_reason or reason)
+        if session.netconf.broke_protocol:
+            self.guard.broke_protocol(session.fingerprint)
         self.spawn(self.admission.session_closed(session))
 
     def cancel_tasks(self) -> None:

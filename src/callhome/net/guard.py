@@ -21,6 +21,16 @@ and SNMP over TLS) keeps one :class:`HandshakeGuard`, which does what trusted SS
   again (a scanner, a flood) is shut out for a while, at most ``max_penalty`` seconds, and a
   device that retries now and then (one not approved yet) is not. Addresses in ``trusted``
   networks are exempt from the per-source cap and the penalties.
+- **Devices that break the protocol.** A session that ends because the device broke the
+  protocol (a message over one of its budgets, not well-formed, or not asked for) adds 5
+  seconds to that device's own penalty, by identity, wherever it calls from; while it owes
+  over ``min_penalty`` its connections are refused once it has shown its key. So a device
+  that sends one bad message calls again at once, and an authenticated device that does it
+  again and again (a flood from inside) gets one session every few seconds at most.
+- **Refused before anything is built.** On the SSH listeners (reverse-ssh, turn) a socket
+  from a penalized address, or from one at its cap, is refused as it is accepted
+  (:class:`AcceptGate`), before asyncssh builds a connection for it: a flood that is being
+  turned away costs the manager little more than the accepts.
 - **Quiet logs.** What the guard drops is counted and logged as one line per
   ``log_interval``, never a line per connection.
 - A handshake times out after ``handshake_timeout`` seconds where the adapter gives it a
@@ -43,16 +53,32 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from callhome.config import GuardSection
 
-__all__ = ["GuardLimits", "GuardSettings", "Handshake", "HandshakeGuard", "guard_limits"]
+__all__ = [
+    "LISTEN_BACKLOG",
+    "AcceptGate",
+    "GuardLimits",
+    "GuardSettings",
+    "Handshake",
+    "HandshakeGuard",
+    "guard_limits",
+]
 
 SILENT_PENALTY = 5.0
 """Seconds of penalty for a handshake whose peer never spoke."""
 FAILED_PENALTY = 1.0
 """Seconds of penalty for any other failed handshake."""
+BROKEN_PENALTY = 5.0
+"""Seconds of penalty for a device whose session ended because it broke the protocol (a
+message over a budget, not well-formed, or not asked for)."""
+LISTEN_BACKLOG = 1024
+"""Connections the kernel queues for accept on a call-home listener (capped by
+``net.core.somaxconn``). asyncio's default of 100 overflows while a flood is being turned
+away: a device's connection is then dropped by the kernel, and it waits for a TCP
+retransmission (1 s, then 3 s ...) before the guard even sees it."""
 
 
 class GuardSettings(Protocol):
@@ -187,11 +213,52 @@ class HandshakeGuard:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
 
     def _is_trusted(self, host: str) -> bool:
+        if not self._trusted:
+            return False
         try:
             addr = ipaddress.ip_address(host)
         except ValueError:
             return False
         return any(addr in net for net in self._trusted)
+
+    def _refusal(self, host: str, now: float) -> str | None:
+        """Why a new connection from ``host`` is refused whatever else is in progress."""
+        if self._is_trusted(host):
+            return None
+        if self._owed(host, now) > self.limits.min_penalty:
+            return "penalized address"
+        if self._per_host.get(host, 0) >= self.limits.max_per_source:
+            return "too many from one address"
+        return None
+
+    def broke_protocol(self, device: str) -> None:
+        """The session of ``device`` (its identity's fingerprint) ended because the device
+        broke the protocol: it owes ``BROKEN_PENALTY`` seconds more."""
+        now = self._now()
+        owed = min(self._owed(device, now) + BROKEN_PENALTY, self.limits.max_penalty)
+        self._penalty[device] = (owed, now)
+
+    def shuts_out(self, device: str) -> bool:
+        """Whether ``device`` (an identity's fingerprint) is refused for now, having broken
+        the protocol again and again (counted)."""
+        if (
+            device not in self._penalty
+            or self._owed(device, self._now()) <= self.limits.min_penalty
+        ):
+            return False
+        self._count("penalized device")
+        return True
+
+    def refuses(self, host: str) -> bool:
+        """Whether a connection from ``host`` (an address, no port) is refused at once: a
+        penalized address, or one at its per-source cap. A refusal is counted as
+        :meth:`begin` counts one. For a listener that asks this as it accepts a socket,
+        before building anything for it (``AcceptGate``)."""
+        why = self._refusal(host, self._now())
+        if why is None:
+            return False
+        self._count(why)
+        return True
 
     def begin(
         self,
@@ -209,14 +276,8 @@ class HandshakeGuard:
         called once ``handshake_timeout`` has passed unless :meth:`Handshake.stop_timer` or
         :meth:`Handshake.end` comes first."""
         host = _host(address)
-        now = self._now()
-        trusted = self._is_trusted(host)
-        why = None
-        if not trusted and self._owed(host, now) > self.limits.min_penalty:
-            why = "penalized address"
-        elif not trusted and self._per_host.get(host, 0) >= self.limits.max_per_source:
-            why = "too many from one address"
-        elif len(self._active) >= self.settings.max_unauthenticated:
+        why = self._refusal(host, self._now())
+        if why is None and len(self._active) >= self.settings.max_unauthenticated:
             silent = next((h for h in self._active if not h.heard), None)
             if silent is not None:
                 silent.evict("silent, to make room")
@@ -289,3 +350,48 @@ class HandshakeGuard:
         self._log.warning("flood guard dropped connections%s: %s", since, counts)
         self._dropped.clear()
         self._last_log = now
+
+
+class _Gated(asyncio.Protocol):
+    """An accepted socket before any SSH is built for it: refused by the guard there and
+    then, or handed to the listener's own protocol (asyncssh's connection)."""
+
+    def __init__(self, guard: HandshakeGuard, factory: Callable[[str, int], Any]) -> None:
+        self._guard = guard
+        self._factory = factory
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        if peer and self._guard.refuses(str(peer[0])):
+            cast(asyncio.Transport, transport).abort()
+            return
+        protocol = self._factory("", 0)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        pass  # refused; an admitted socket's end goes to its own protocol
+
+
+class AcceptGate:
+    """Where an asyncssh listener accepts its sockets (passed as its ``tunnel``, an object
+    with ``create_server``): a socket from a penalized address, or from one at its
+    per-source cap, is refused as it is accepted, before asyncssh builds a connection for
+    it, so that turning a flood away costs the manager what accepting a socket costs (a
+    third of what building and tearing down an SSH connection does). Every other socket is
+    handed to asyncssh unchanged, and the guard counts its handshake as before."""
+
+    def __init__(self, guard: HandshakeGuard) -> None:
+        self._guard = guard
+
+    async def create_server(
+        self, session_factory: Callable[[str, int], Any], listen_host: str, listen_port: int
+    ) -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(
+            lambda: _Gated(self._guard, session_factory),
+            listen_host or None,
+            listen_port,
+            reuse_address=True,
+            backlog=LISTEN_BACKLOG,
+        )

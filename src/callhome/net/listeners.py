@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import asyncssh
 
@@ -32,7 +31,7 @@ from callhome.config import (
     ManagerConfig,
     parse_hostport,
 )
-from callhome.net.accept import ListenerLimits
+from callhome.net.accept import ListenerLimits, ManagerListener
 from callhome.net.keys import ensure_key
 from callhome.net.reverse_ssh import ManagerSshSettings, ReverseSshListener
 from callhome.net.reverse_tls import ManagerTlsSettings, ReverseTlsListener
@@ -40,27 +39,24 @@ from callhome.net.session import Admission, hostport
 from callhome.net.snmp_tls import SnmpTlsListener, snmp_security_name
 from callhome.net.turn import ManagerTurnSettings, TurnListener
 
-__all__ = ["Listener", "Listeners", "start_listeners"]
+__all__ = ["Listeners", "start_listeners"]
 
 log = logging.getLogger(__name__)
-
-
-class Listener(Protocol):
-    async def listen(self, host: str, port: int) -> int: ...
-
-    async def close(self) -> None: ...
 
 
 @dataclass
 class Listeners:
     """The listeners a manager runs, and where they are bound."""
 
-    running: list[Listener] = field(default_factory=list)
+    running: list[ManagerListener] = field(default_factory=list)
+    """Reverse-ssh first (always there), then the others ``[manager]`` asks for."""
     ports: list[int] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)
     """Where the listeners are bound, as ``host:port``, in the order of ``ports``."""
 
-    async def add(self, what: str, listener: Listener, at: Sequence[str], default: int) -> None:
+    async def add(
+        self, what: str, listener: ManagerListener, at: Sequence[str], default: int
+    ) -> None:
         """Bind ``listener`` on each address of ``at`` and log where."""
         self.running.append(listener)
         bound = []

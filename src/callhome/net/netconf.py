@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
@@ -63,8 +65,9 @@ class NetconfLimits:
     ``max_message_size`` bytes and ``max_elements`` tags per message; a notification at
     most ``max_notification_size`` bytes, and notifications at most ``notification_rate``
     bytes per second on average with bursts of ``notification_burst``: a device that sends
-    more has its session closed with the reason. A notification nobody subscribed to is
-    dropped unparsed.
+    more has its session closed with the reason. The rate is the device's, across its
+    sessions (``NotificationBudgets``): calling again does not bring a fresh burst. A
+    notification nobody subscribed to is dropped unparsed.
     """
 
     max_message_size: int = 4 * 1024 * 1024
@@ -105,6 +108,51 @@ class NotificationBudget:
         self._tokens -= size
         return True
 
+    @property
+    def full(self) -> bool:
+        """Whether the bucket has refilled to its burst (a fresh one would be the same)."""
+        return self._tokens + (self._clock() - self._at) * self._rate >= self._burst
+
+
+class NotificationBudgets:
+    """Each device's ``NotificationBudget``, by identity, kept across its sessions, so that
+    a device whose session was ended for sending too much does not call again to a fresh
+    burst. At most ``keep`` are kept: past that, buckets that have refilled are forgotten
+    (a new one is the same), then the least recently used."""
+
+    def __init__(
+        self,
+        limits: NetconfLimits,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        keep: int = 100_000,
+    ) -> None:
+        self._limits = limits
+        self._clock = clock
+        self._keep = keep
+        self._budgets: OrderedDict[str, NotificationBudget] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._budgets)
+
+    def of(self, device: str) -> NotificationBudget:
+        """The budget of the device known by ``device`` (its identity's fingerprint)."""
+        budget = self._budgets.get(device)
+        if budget is not None:
+            self._budgets.move_to_end(device)
+            return budget
+        if len(self._budgets) >= self._keep:
+            for key in [k for k, b in self._budgets.items() if b.full]:
+                del self._budgets[key]
+            while len(self._budgets) >= self._keep:
+                self._budgets.popitem(last=False)
+        limits = self._limits
+        budget = NotificationBudget(
+            limits.notification_rate, limits.notification_burst, self._clock
+        )
+        self._budgets[device] = budget
+        return budget
+
 
 OFF_LOOP_PARSE = 256 * 1024
 """Messages of this many bytes or more are parsed in a worker thread (libxml2 lets go of
@@ -115,7 +163,8 @@ class NetconfClient:
     """An async NETCONF client over one channel; every method waits for the device's reply.
 
     Notifications reach ``on_notification``; while it is None (nobody subscribed) they are
-    dropped before they are parsed. ``limits`` bound what the device may send.
+    dropped before they are parsed. ``limits`` bound what the device may send; ``budget``
+    is the device's notification budget (``NotificationBudgets.of``), a fresh one if None.
     """
 
     def __init__(
@@ -128,12 +177,13 @@ class NetconfClient:
         on_notification: Callable[[Notification], None] | None = None,
         limits: NetconfLimits | None = None,
         clock: Callable[[], float] | None = None,
+        budget: NotificationBudget | None = None,
     ) -> None:
         limits = limits or NetconfLimits()
         if max_message_size is not None:
             limits = replace(limits, max_message_size=max_message_size)
         self.limits = limits
-        self._budget = NotificationBudget(
+        self._budget = budget or NotificationBudget(
             limits.notification_rate,
             limits.notification_burst,
             clock or asyncio.get_running_loop().time,
@@ -155,6 +205,9 @@ class NetconfClient:
         """A big message being parsed in a worker thread (later ones wait for it)."""
         self._eof_reason: str | None = None
         self.on_notification = on_notification
+        self.broke_protocol = False
+        """Whether the session ended because what the device sent broke the protocol (a
+        message over a budget, not well-formed, or not asked for)."""
 
     @classmethod
     def unavailable(cls, reason: str) -> NetconfClient:
@@ -188,9 +241,13 @@ class NetconfClient:
             elif self._core.buffered > 2 * self.limits.max_message_size:
                 raise RemoteProtocolError("the device sends faster than its messages are read")
         except RemoteProtocolError as exc:
+            if not self._closed.done():
+                self.broke_protocol = True
             self._fail(f"protocol error: {exc}")
 
     def feed_eof(self, reason: str = "channel closed") -> None:
+        """The channel ended (a message cut short by it is an error, but not one the device
+        is penalized for: a network can do that)."""
         if self._closing:  # the end of the session we ended
             reason = CLOSED_BY_US
         if self._parsing is not None:  # the end comes after the message being parsed
@@ -233,6 +290,8 @@ class NetconfClient:
                 self._handle(event)
             self._drain()
         except RemoteProtocolError as exc:
+            if not self._closed.done():
+                self.broke_protocol = True
             self._fail(f"protocol error: {exc}")
 
     def _handle(self, event: Event) -> None:

@@ -37,7 +37,7 @@ from callhome.net.channels import (
     open_session_channel,
     open_tcp_channel,
 )
-from callhome.net.guard import Handshake
+from callhome.net.guard import AcceptGate, Handshake
 from callhome.net.keys import identity_of
 from callhome.net.netconf import (
     ClientFeed,
@@ -144,6 +144,9 @@ class _ManagerSshClient(asyncssh.SSHClient):
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey
     ) -> bool:
         self.identity = identity_of(key)
+        if self._listener.guard.shuts_out(self.identity.fingerprint):
+            self.refused = True  # counted and logged by the guard
+            return False
         credential = self._listener.admission.admit(self.identity, self.address)
         if credential is None:
             self.refused = True
@@ -257,7 +260,7 @@ class ReverseSshListener(ManagerListener):
             client_factory=lambda: _ManagerSshClient(self),
             acceptor=self._accepted,
             error_handler=self._failed,
-            reuse_address=True,
+            tunnel=AcceptGate(self.guard),
         )
         self._acceptors.append(acceptor)
         return int(acceptor.get_port())
@@ -285,6 +288,7 @@ class ReverseSshListener(ManagerListener):
                 conn.close,
                 channel_session.feed.attach,
                 self.limits,
+                budget=self.budgets.of(client.identity.fingerprint),
                 made=client.made,
                 write_errors=SSH_ERRORS,
             )

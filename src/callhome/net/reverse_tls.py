@@ -57,7 +57,7 @@ from callhome.net.accept import (
     StreamClient,
     exchange_hellos,
 )
-from callhome.net.guard import Handshake
+from callhome.net.guard import LISTEN_BACKLOG, Handshake
 from callhome.net.netconf import (
     NetconfHandler,
     NetconfServerDriver,
@@ -341,7 +341,11 @@ class ReverseTlsListener(ManagerListener):
         """Start accepting on host:port; returns the port bound (useful with port 0)."""
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: AcceptedConnection(self), host, port, reuse_address=True, backlog=1024
+            lambda: AcceptedConnection(self),
+            host,
+            port,
+            reuse_address=True,
+            backlog=LISTEN_BACKLOG,
         )
         self._servers.append(server)
         return int(server.sockets[0].getsockname()[1])
@@ -412,6 +416,9 @@ class ReverseTlsListener(ManagerListener):
                 # an operator may have approved the certificate's fingerprint instead
                 identity = self.admission.preferred([identity, decision.leaf])
         conn.identity = identity
+        if self.guard.shuts_out(identity.fingerprint):
+            conn.fail("penalized device", report=False)  # counted and logged by the guard
+            return None
         if self.admission.admit(identity, conn.address) is None:
             conn.fail("not admitted", report=False)  # admit() has said why
             return None
@@ -421,7 +428,10 @@ class ReverseTlsListener(ManagerListener):
         self, conn: AcceptedConnection, tls: asyncio.Transport, identity: Identity
     ) -> DeviceSession:
         """NETCONF over the admitted connection: the hellos, then the session."""
-        netconf = await exchange_hellos(tls.write, conn.close, conn.attach, self.limits)
+        budget = self.budgets.of(identity.fingerprint)
+        netconf = await exchange_hellos(
+            tls.write, conn.close, conn.attach, self.limits, budget=budget
+        )
         return DeviceSession(
             identity=identity,
             orientation=Orientation.REVERSE_TLS,

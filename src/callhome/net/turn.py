@@ -33,7 +33,7 @@ from callhome.net.accept import (
     exchange_hellos,
     no_hello,
 )
-from callhome.net.guard import Handshake
+from callhome.net.guard import AcceptGate, Handshake
 from callhome.net.keys import identity_of
 from callhome.net.netconf import (
     ClientFeed,
@@ -179,6 +179,9 @@ class _TurnServer(asyncssh.SSHServer):
             self._handshake.settle()
         identity = self.identity
         assert identity is not None
+        if self._listener.guard.shuts_out(identity.fingerprint):
+            self.refused = True  # counted and logged by the guard
+            return
         self.admitted = self._listener.admission.admit(identity, self.address) is not None
         if not self.admitted:
             self.refused = True  # admit() has recorded why
@@ -234,6 +237,7 @@ class _TurnServer(asyncssh.SSHServer):
                 self.conn.close,
                 channel.feed.attach,
                 self._listener.limits,
+                budget=self._listener.budgets.of(self.identity.fingerprint),
                 made=self._made,
                 write_errors=SSH_ERRORS,
             )
@@ -286,7 +290,9 @@ class TurnListener(ManagerListener):
 
     async def listen(self, host: str, port: int) -> int:
         """Start accepting on host:port; returns the port bound (useful with port 0)."""
-        acceptor = await asyncssh.listen(host, port, options=self._options, reuse_address=True)
+        acceptor = await asyncssh.listen(
+            host, port, options=self._options, tunnel=AcceptGate(self.guard)
+        )
         self._acceptors.append(acceptor)
         return int(acceptor.get_port())
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import pytest
 from lxml import etree
 
@@ -16,6 +17,7 @@ from callhome.config import CertToNameRule, KeepaliveConfig, SshAlgorithms
 from callhome.identity import Identity
 from callhome.net import pki
 from callhome.net.accept import ListenerLimits
+from callhome.net.keys import identity_of
 from callhome.net.reverse_tls import DeviceTlsSettings, ManagerTlsSettings
 from callhome.net.session import DeviceSession
 
@@ -151,3 +153,74 @@ def tls_device(certs: Pki, issued: pki.Issued, **kwargs: object) -> DeviceTlsSet
     }
     options.update(kwargs)
     return DeviceTlsSettings.from_files(issued.cert_file, issued.key_file, **options)  # type: ignore[arg-type]
+
+
+HELLO = (
+    b'<hello xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><capabilities>'
+    b"<capability>urn:ietf:params:netconf:base:1.0</capability></capabilities>"
+    b"<session-id>1</session-id></hello>]]>]]>"
+)
+"""A device's NETCONF 1.0 hello, as a device would write it on its channel."""
+
+
+class _RawChannel(asyncssh.SSHServerSession[bytes]):
+    def __init__(self, payload: bytes, answer: bytes | None) -> None:
+        self._payload = payload
+        self._answer = answer
+        self._chan: asyncssh.SSHServerChannel[bytes] | None = None
+
+    def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
+        self._chan = chan
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        return True
+
+    def session_started(self) -> None:
+        assert self._chan is not None
+        self._chan.write(self._payload)
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if self._answer is not None and b"<rpc" in data and self._chan is not None:
+            self._chan.write(self._answer)
+
+
+class _RawServer(asyncssh.SSHServer):
+    def __init__(self, payload: bytes, answer: bytes | None) -> None:
+        self._payload = payload
+        self._answer = answer
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        return True
+
+    def session_requested(self) -> asyncssh.SSHServerSession[bytes]:
+        return _RawChannel(self._payload, self._answer)
+
+
+async def raw_ssh_device(
+    port: int,
+    manager_key: asyncssh.SSHKey,
+    payload: bytes,
+    allowed: set[str],
+    host_key: asyncssh.SSHKey | None = None,
+    answer: bytes | None = None,
+) -> asyncssh.SSHServerConnection:
+    """A device calling home over reverse-ssh whose netconf subsystem sends ``payload``
+    (whatever it is), then ``answer`` to what carries an ``<rpc``, if given; its key is
+    added to ``allowed``. Any manager key is accepted (``manager_key`` only names the
+    manager it is meant for)."""
+    host_key = host_key or asyncssh.generate_private_key("ssh-ed25519")
+    allowed.add(identity_of(host_key).fingerprint)
+    return await asyncssh.connect_reverse(
+        "127.0.0.1",
+        port,
+        server_host_keys=[host_key],
+        server_factory=lambda: _RawServer(payload, answer),
+        encoding=None,
+        config=None,
+    )

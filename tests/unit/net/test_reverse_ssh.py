@@ -6,7 +6,7 @@ import asyncio
 
 import asyncssh
 import pytest
-from net_testkit import ALGS, KEEP, EchoHandler, Recorder
+from net_testkit import ALGS, HELLO, KEEP, EchoHandler, Recorder, raw_ssh_device
 
 from callhome.errors import SessionClosed
 from callhome.net.keys import identity_of
@@ -73,44 +73,6 @@ class GarbageHandler(EchoHandler):
     """A broken device: its NETCONF service writes junk instead of a hello."""
 
 
-async def _serve_raw(port: int, manager_key: asyncssh.SSHKey, payload: bytes, allowed: set[str]):
-    """A device whose netconf subsystem sends ``payload`` and then waits."""
-    host_key = asyncssh.generate_private_key("ssh-ed25519")
-    allowed.add(identity_of(host_key).fingerprint)
-
-    class Raw(asyncssh.SSHServerSession):
-        def connection_made(self, chan):
-            self.chan = chan
-
-        def subsystem_requested(self, subsystem):
-            return True
-
-        def session_started(self):
-            self.chan.write(payload)
-
-    class Server(asyncssh.SSHServer):
-        def begin_auth(self, username):
-            return True
-
-        def public_key_auth_supported(self):
-            return True
-
-        def validate_public_key(self, username, key):
-            return True
-
-        def session_requested(self):
-            return Raw()
-
-    return await asyncssh.connect_reverse(
-        "127.0.0.1",
-        port,
-        server_host_keys=[host_key],
-        server_factory=Server,
-        encoding=None,
-        config=None,
-    )
-
-
 @pytest.mark.parametrize(
     "payload",
     [
@@ -121,7 +83,7 @@ async def _serve_raw(port: int, manager_key: asyncssh.SSHKey, payload: bytes, al
 )
 async def test_broken_device_is_dropped_and_others_are_served(ssh_manager, payload):
     _listener, recorder, port, key = ssh_manager
-    bad = await _serve_raw(port, key, payload, recorder.allowed)
+    bad = await raw_ssh_device(port, key, payload, recorder.allowed)
     good = device(key)
     recorder.allowed.add(identity_of(good.host_key).fingerprint)
     good_conn = await dial_reverse_ssh("127.0.0.1", port, good)
@@ -152,13 +114,8 @@ async def test_garbage_on_the_port_is_a_handshake_failure(ssh_manager):
 
 async def test_device_that_stalls_mid_reply_is_disconnected(ssh_manager):
     _listener, recorder, port, key = ssh_manager
-    hello = (
-        b'<hello xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><capabilities>'
-        b"<capability>urn:ietf:params:netconf:base:1.0</capability></capabilities>"
-        b"<session-id>1</session-id></hello>]]>]]>"
-    )
-    stalled = await _serve_raw(
-        port, key, hello + b"<rpc-reply message-id='1'><da", recorder.allowed
+    stalled = await raw_ssh_device(
+        port, key, HELLO + b"<rpc-reply message-id='1'><da", recorder.allowed
     )
     session = await asyncio.wait_for(recorder.ready.get(), 10)
     with pytest.raises(TimeoutError):

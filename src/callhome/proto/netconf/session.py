@@ -135,7 +135,7 @@ class _Core:
         self._framer = Framer(max_message_size)
         self._state = SessionState.START
         self._peer_capabilities: tuple[str, ...] = ()
-        self._error: RemoteProtocolError | None = None
+        self._error: str | None = None
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -261,7 +261,9 @@ class _Core:
         self._state = next_state(self._transitions, self._state, event)
 
     def _break(self, exc: RemoteProtocolError) -> None:
-        self._error = exc
+        # the reason only: the exception's traceback holds the frames that raised it, hence
+        # the message and its parsed tree, in a cycle with this core until a full collection
+        self._error = str(exc)
         key = (self._state, Input.PEER_ERROR)
         self._state = self._transitions.get(key, SessionState.BROKEN)
 
