@@ -327,7 +327,7 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
 
     @app.get("/v1/devices/{name:path}")
     async def device(name: str, who: Actor) -> dict[str, Any]:
-        return device_json(await manager.resolve(name))
+        return device_json(manager.resolve(name))
 
     @app.post("/v1/devices/{fingerprint:path}/approve")
     async def approve(fingerprint: str, body: ApproveBody, who: Actor) -> dict[str, Any]:
@@ -348,7 +348,7 @@ def create_app(manager: Manager, token: str, tokens: Sequence[ApiToken] = ()) ->
     async def _settle(job: Job, wait: float | None) -> dict[str, Any]:
         job = await manager.settle_job(job, wait)
         shown = job_json(job, manager.mibs)
-        if not job.final and (await manager.resolve(job.device)).orientation is None:
+        if not job.final and (manager.resolve(job.device)).orientation is None:
             shown["note"] = (
                 f"{job.device} is approved but has never called home: the job waits for its "
                 "first call (check that the device dials this manager and that the identity "

@@ -1,9 +1,5 @@
-"""The manager: listeners, the device registry, live sessions and operator actions.
-
-Admission is decided synchronously from an in-memory copy of the registry (the Store stays
-the truth; the copy is loaded at start and updated on each change), so that an unknown or
-refused key is turned away during the SSH key exchange, before any credential is offered.
-"""
+"""The manager: its listeners, live sessions, jobs and operator actions, over the device
+registry (``callhome.manager.registry``, which also decides admission)."""
 
 from __future__ import annotations
 
@@ -39,6 +35,7 @@ from callhome.manager.modules import ModuleCatalog
 from callhome.manager.notifications import EVENT_KIND as NOTIFICATION_EVENT
 from callhome.manager.notifications import NetconfNotifications
 from callhome.manager.periodic import Activity, PeriodicSessions
+from callhome.manager.registry import Registry, shown
 from callhome.manager.retention import Retention
 from callhome.manager.schedule import EVENT_KIND as SCHEDULE_EVENT
 from callhome.manager.schedule import ScheduleWatcher
@@ -54,9 +51,6 @@ from callhome.storage.jobs import Job, JobState, JobSummary
 
 log = logging.getLogger(__name__)
 
-NOTE_INTERVAL = 30.0
-"""Seconds between two events of one kind for the same unknown key or host (flood guard)."""
-
 
 class Manager:
     """Everything the manager does; the API is a thin layer on top of this."""
@@ -66,15 +60,22 @@ class Manager:
         self.store = store
         self.clock = clock
         """Where the manager's time comes from (``callhome.clock``)."""
-        self.devices: dict[str, Device] = {}
         self.sessions: dict[str, DeviceSession] = {}
         self.listeners = Listeners()
         """The call-home listeners, once started (``callhome.net.listeners``)."""
-        self._noted: dict[tuple[str, str], float] = {}
         self.log_notes = LogLimiter(
             config.manager.log_interval, config.manager.log_burst, clock=clock.monotonic
         )
         """Limits the log lines of connects, disconnects, refusals and protocol errors."""
+        self.registry = Registry(
+            store,
+            max_pending=config.manager.max_pending,
+            clock=clock,
+            note=self._note,
+            event=self._event,
+            spawn=self._spawn,
+        )
+        """The devices and who may call in (``callhome.manager.registry``)."""
         self.retention = Retention(store, config.retention, clock=clock.time, sleep=clock.sleep)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._mibs: MibNames | None = None
@@ -87,10 +88,11 @@ class Manager:
         self.netconf_notifications = NetconfNotifications(
             store, config.notifications, self._session_event, self._spawn
         )
-        self.notifications = NotificationReceiver(self._session_event, self._spawn)
+        self.snmp_receiver = NotificationReceiver(self._session_event, self._spawn)
+        """SNMP notifications from devices (``callhome.manager.snmp_events``)."""
         self.schedules = ScheduleWatcher(
             store,
-            self._device_for,
+            self.registry.find,
             self._schedule_learned,
             self._spawn,
             catalog=self.modules,
@@ -102,7 +104,7 @@ class Manager:
             config.manager.periodic_linger,
             config.manager.rpc_timeout,
             self._activity,
-            self._device_for,
+            self.registry.find,
             self._session_event,
             self._spawn,
             clock=clock.monotonic,
@@ -124,7 +126,7 @@ class Manager:
         )
         await self.store.open()
         await self.store.mark_all_offline(self.clock.time())
-        self.devices = {d.fingerprint: d for d in await self.store.list_devices()}
+        await self.registry.load()
         recovered = await self.jobs.start()
         if recovered:
             log.info("recovered %d jobs that were running when the manager stopped", len(recovered))
@@ -211,119 +213,32 @@ class Manager:
         async with self.changed:
             self.changed.notify_all()
 
-    # -- admission (called by the orientation adapters) --------------------------------------
+    # -- admission (called by the orientation adapters; decided by the registry) ----------
     def preferred(self, identities: Sequence[Identity]) -> Identity:
-        for identity in identities:
-            device = self.devices.get(identity.fingerprint)
-            if device is not None and device.approved:
-                return identity
-        return identities[0]
+        return self.registry.preferred(identities)
 
     def admit(self, identity: Identity, address: str) -> str | None:
-        device = self.devices.get(identity.fingerprint)
-        if device is not None and device.approved:
-            return device.credential or ""
-        if device is not None and device.status is DeviceStatus.REFUSED:
-            self._note(
-                EventKind.REFUSED,
-                identity.fingerprint,
-                "refused device %s from %s: rejected by an operator",
-                identity,
-                address,
-            )
-            if self._worth_noting(EventKind.REFUSED, identity.fingerprint):
-                self._spawn(
-                    self._event(
-                        EventKind.REFUSED,
-                        fingerprint=identity.fingerprint,
-                        detail={"address": address, "reason": "rejected by an operator"},
-                    )
-                )
-            return None
-        self._note(
-            EventKind.UNKNOWN_DEVICE,
-            identity.fingerprint,
-            "unknown device %s from %s refused until approved (callhome approve %s --name NAME)",
-            identity,
-            address,
-            identity,
-        )
-        if self._worth_noting(EventKind.UNKNOWN_DEVICE, identity.fingerprint):
-            self._spawn(self._note_unknown(identity, address, self.clock.time()))
-        return None
-
-    def _worth_noting(self, kind: str, key: str) -> bool:
-        """Flood guard: one registry write per kind and key (a key, a host) per interval."""
-        now = self.clock.time()
-        noted = self._noted
-        if now - noted.get((kind, key), 0.0) < NOTE_INTERVAL:
-            return False
-        noted[(kind, key)] = now
-        if len(noted) > 10_000:
-            self._noted = {k: t for k, t in noted.items() if now - t < NOTE_INTERVAL}
-        return True
-
-    async def _note_unknown(self, identity: Identity, address: str, now: float) -> None:
-        cap = self.config.manager.max_pending
-        noted = await self.store.note_pending(
-            identity.fingerprint, identity.key_type, address, now, max_pending=cap
-        )
-        device = noted.device
-        self.devices[device.fingerprint] = device
-        for evicted in noted.evicted:
-            known = self.devices.get(evicted)
-            if known is not None and known.status is DeviceStatus.PENDING:  # not approved since
-                del self.devices[evicted]
-        if noted.evicted:
-            self._note(
-                EventKind.PENDING_EVICTED,
-                "",
-                "%d pending devices forgotten, the least recently seen (max_pending is %d)",
-                len(noted.evicted),
-                cap,
-            )
-        await self._event(
-            EventKind.UNKNOWN_DEVICE,
-            fingerprint=identity.fingerprint,
-            detail={"address": address, "key_type": identity.key_type},
-        )
+        return self.registry.admit(identity, address)
 
     def handshake_failed(
         self, address: str, identity: Identity | None, reason: str, *, auth: bool = False
     ) -> None:
-        device = self.devices.get(identity.fingerprint) if identity else None
-        kind = EventKind.AUTH_FAILED if auth else EventKind.PROTOCOL_ERROR
-        host = address.rpartition(":")[0]
-        key = identity.fingerprint if identity else host
-        named = device.name if device is not None and device.name else identity
-        who = "" if named is None else f" ({named})"
-        what = "authentication" if auth else "handshake"
-        self._note(kind, key, "%s with %s%s failed: %s", what, address, who, _shown(reason))
-        if not self._worth_noting(kind, key):
-            return
-        self._spawn(
-            self._event(
-                kind,
-                device=device.name if device else None,
-                fingerprint=identity.fingerprint if identity else None,
-                detail={"address": address, "reason": reason},
-            )
-        )
+        self.registry.handshake_failed(address, identity, reason, auth=auth)
 
     async def session_ready(self, session: DeviceSession) -> None:
         fp = session.fingerprint
-        device = self.devices.get(fp)
+        device = self.registry.devices.get(fp)
         if device is None or not device.approved or device.name is None:
             # forgotten or rejected while the handshake ran
             session.close_for("not approved any more")
             return
         session.name = device.name
-        self.notifications.session_ready(session)
+        self.snmp_receiver.session_ready(session)
         old = self.sessions.get(fp)
         self.sessions[fp] = session
         if old is not None:
             old.close_for(f"replaced by a new connection from {session.address}")
-        self.devices[fp] = await self.store.mark_online(
+        device = await self.store.mark_online(
             fp,
             self.clock.time(),
             address=session.address,
@@ -335,6 +250,7 @@ class Manager:
                 "session_id": session.netconf.session_id,
             },
         )
+        self.registry.update(device)
         self._note(
             EventKind.CONNECTED,
             fp,
@@ -348,8 +264,8 @@ class Manager:
         self.jobs.device_online(session)
         # after the job worker started: queued jobs do not wait for the subscription
         self.netconf_notifications.session_ready(session)
-        self.schedules.session_ready(session, self.devices[fp])
-        self.periodic.watch(session, self.devices[fp])
+        self.schedules.session_ready(session, device)
+        self.periodic.watch(session, device)
 
     async def session_closed(self, session: DeviceSession) -> None:
         fp = session.fingerprint
@@ -363,10 +279,11 @@ class Manager:
             "device %s (%s) disconnected: %s",
             session.name,
             fp,
-            _shown(session.close_reason or "connection closed"),
+            shown(session.close_reason or "connection closed"),
         )
-        if fp in self.devices:
-            self.devices[fp] = await self.store.mark_offline(fp, self.clock.time(), detail=detail)
+        if fp in self.registry.devices:
+            now = self.clock.time()
+            self.registry.update(await self.store.mark_offline(fp, now, detail=detail))
         else:  # forgotten while connected
             await self.store.record_event(
                 EventKind.DISCONNECTED,
@@ -409,7 +326,7 @@ class Manager:
                 detail={"bound_to": holder.fingerprint if holder else None},
             )
             raise
-        self.devices[fingerprint] = device
+        self.registry.update(device)
         await self.store.record_audit(
             actor, "approve", name, now, {"fingerprint": fingerprint, "credential": credential}
         )
@@ -418,8 +335,7 @@ class Manager:
 
     async def reject(self, fingerprint: str, actor: str) -> Device:
         now = self.clock.time()
-        device = await self.store.reject(fingerprint, now)
-        self.devices[fingerprint] = device
+        device = self.registry.update(await self.store.reject(fingerprint, now))
         session = self.sessions.get(fingerprint)
         if session is not None:
             session.close_for(f"rejected by {actor}")
@@ -442,7 +358,7 @@ class Manager:
         name = device.name
         await self.store.cancel_device_jobs(name, self.clock.time())
         await self.store.forget(name)
-        self.devices.pop(device.fingerprint, None)
+        self.registry.drop(device.fingerprint)
         self.modules.forget(device.fingerprint)
         session = self.sessions.get(device.fingerprint)
         if session is not None:
@@ -456,17 +372,12 @@ class Manager:
     async def list_devices(self) -> list[Device]:
         return await self.store.list_devices()
 
-    async def resolve(self, name: str) -> Device:
+    def resolve(self, name: str) -> Device:
         """The device with this name (or fingerprint), from the registry kept in memory."""
-        device = self.devices.get(name)
-        if device is None:
-            device = next((d for d in self.devices.values() if d.name == name), None)
-        if device is None:
-            raise UnknownDevice(f"no device named {name!r}")
-        return device
+        return self.registry.get(name)
 
     async def session_for(self, name: str) -> DeviceSession:
-        device = await self.resolve(name)
+        device = self.resolve(name)
         session = self.sessions.get(device.fingerprint)
         if session is None:
             raise DeviceOffline(f"device {device.name or name!r} is not connected")
@@ -485,7 +396,7 @@ class Manager:
         expires: float | None = None,
     ) -> Job:
         """Queue one job for a device; it runs at once if the device is connected."""
-        device = await self.resolve(name)
+        device = self.resolve(name)
         if device.status is DeviceStatus.REFUSED:
             raise DeviceError(f"device {name!r} is refused; approve it before sending it jobs")
         if device.name is None:
@@ -583,7 +494,7 @@ class Manager:
 
     async def _job_changed(self, job: Job) -> None:
         if job.final:
-            device = self._device_for(job.device)
+            device = self.registry.find(job.device)
             session = None if device is None else self.sessions.get(device.fingerprint)
             self.schedules.job_finished(job, session)
         await self._wake_followers()
@@ -609,25 +520,15 @@ class Manager:
 
     def display_name(self, key: str) -> str:
         """The name of the device known by ``key`` (a name or an identity), else ``key``."""
-        device = self._device_for(key)
-        return device.name if device is not None and device.name else key
-
-    def _device_for(self, key: str) -> Device | None:
-        """The registry's record of a device, by fingerprint or name."""
-        device = self.devices.get(key)
-        if device is None:
-            device = next((d for d in self.devices.values() if d.name == key), None)
-        return device
+        return self.registry.display_name(key)
 
     async def _schedule_learned(self, device: Device, schedule: Schedule | None, how: str) -> None:
-        current = self.devices.get(device.fingerprint)
+        current = self.registry.devices.get(device.fingerprint)
         if current is not None:  # only the schedule: a status change may have raced this
-            self.devices[device.fingerprint] = dataclasses.replace(
-                current, schedule=device.schedule
-            )
+            current = self.registry.update(dataclasses.replace(current, schedule=device.schedule))
         session = self.sessions.get(device.fingerprint)
         if session is not None:
-            self.periodic.watch(session, self.devices.get(device.fingerprint))
+            self.periodic.watch(session, current)
         detail: dict[str, Any] = {"source": how, "kind": None}
         if schedule is not None:
             detail.update(
@@ -658,9 +559,3 @@ class Manager:
         async with self.changed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), timeout)
-
-
-def _shown(text: str, limit: int = 200) -> str:
-    """A peer's text as a log line shows it: printable, on one line, at most ``limit``."""
-    shown = "".join(c if c.isprintable() else "?" for c in text)
-    return shown if len(shown) <= limit else shown[: limit - 3] + "..."

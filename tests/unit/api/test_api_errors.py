@@ -103,7 +103,7 @@ async def test_an_rpc_error_is_422_with_every_field(
 ) -> None:
     error = RpcError.single(ErrorTag.LOCK_DENIED, "held by 7", info={"session-id": "7"})
 
-    async def refusing(name: str) -> Any:
+    def refusing(name: str) -> Any:
         raise error
 
     monkeypatch.setattr(manager, "resolve", refusing)

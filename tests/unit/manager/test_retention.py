@@ -130,7 +130,7 @@ async def test_the_manager_keeps_at_most_max_pending(tmp_path: Path) -> None:
         await asyncio.gather(*manager._tasks)  # one at a time, as calls come
     pending = [d.fingerprint for d in await store.list_devices()]
     assert len(pending) <= 10 and identity(24).fingerprint in pending
-    assert set(manager.devices) == set(pending)  # the registry copy forgot them too
+    assert set(manager.registry.devices) == set(pending)  # the registry copy forgot them too
     evictions = await store.list_events(kinds=[EventKind.PENDING_EVICTED])
     assert sum(e.detail["count"] for e in evictions) == 25 - len(pending)
     assert len(evictions) < 25 - len(pending)  # in batches
