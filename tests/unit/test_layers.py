@@ -5,7 +5,12 @@
 - manager/ and agent/ never import each other;
 - cli/ talks to the manager's HTTP API only: no storage/ and no manager/;
 - nothing imports upward: net/ imports neither manager/, agent/, api/ nor cli/; storage/
-  none of those nor net/.
+  none of those nor net/;
+- orientations are decided in net/ only: outside it, no code names one (``Orientation.X``
+  or its string) but the configuration that lets a user choose (config/, cli/) and the
+  access rules that say what a manager may do by the transport it came over
+  (agent/access/); and manager/ and agent/ run no SSH or TLS of their own, but for the
+  terminal service, which serves SSH channels.
 """
 
 from __future__ import annotations
@@ -103,3 +108,67 @@ def test_the_api_reaches_the_manager_through_its_methods_only() -> None:
             ):
                 found.append(f"{path.name}:{node.lineno} manager.{node.attr}")
     assert found == []
+
+
+ORIENTATIONS = frozenset({"reverse-ssh", "reverse-tls", "turn"})
+MAY_NAME_ORIENTATIONS = ("net", "config", "cli", "agent/access")
+MAY_SPEAK_SSH = ("net", "agent/terminal.py")
+
+
+def orientation_names(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, what) of each place ``path`` names an orientation in code (docstrings and
+    comments may describe them)."""
+    tree = ast.parse(path.read_text(), str(path))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and node.value in ORIENTATIONS:
+            if id(node) not in docstrings:
+                yield node.lineno, repr(node.value)
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "Orientation"
+        ):
+            yield node.lineno, f"Orientation.{node.attr}"
+
+
+def outside(allowed: tuple[str, ...]) -> Iterator[Path]:
+    for path in sorted(SRC.rglob("*.py")):
+        relative = path.relative_to(SRC).as_posix()
+        if not any(relative == a or relative.startswith(f"{a}/") for a in allowed):
+            yield path
+
+
+def test_orientations_are_named_in_net_only() -> None:
+    found = [
+        f"{path.relative_to(SRC.parent)}:{line} names {what}"
+        for path in outside(MAY_NAME_ORIENTATIONS)
+        for line, what in orientation_names(path)
+    ]
+    assert found == []
+
+
+def test_manager_and_agent_run_no_transport_of_their_own() -> None:
+    found = [
+        f"{path.relative_to(SRC.parent)}:{line} imports {module}"
+        for path in outside(MAY_SPEAK_SSH)
+        if path.relative_to(SRC).parts[0] in ("manager", "agent")
+        for line, module in imports(path)
+        if module.split(".")[0] in ("asyncssh", "ssl")
+    ]
+    assert found == []
+
+
+def test_the_orientation_check_sees_a_name(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        '"""Over reverse-ssh."""\n\ndef f(o):\n    return o == "turn" or o is Orientation.TURN\n'
+    )
+    assert [what for _, what in orientation_names(module)] == ["'turn'", "Orientation.TURN"]

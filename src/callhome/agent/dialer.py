@@ -9,7 +9,7 @@ One :class:`Dialer` per device. Each turn of :meth:`Dialer.run`:
    to the last dial.
 2. The endpoint is dialled through its orientation (``callhome.net.dial``) within
    ``max_wait``; a failure is logged with a reason an operator can act on
-   (``callhome.agent.failures``) and the plan moves on.
+   (``callhome.net.failures``) and the plan moves on.
 3. While connected, the connection type of the endpoint's call-home client
    (``callhome.agent.schedule``) applies: a periodic one drops the connection after its
    idle-timeout without use. When the last NETCONF session ends with close-session, the
@@ -27,15 +27,12 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-import asyncssh
-
-from callhome.agent.failures import dial_failure
 from callhome.agent.netconf_service import NetconfService
 from callhome.agent.schedule import ScheduleState
 from callhome.clock import SYSTEM, Clock
 from callhome.config import Endpoint
-from callhome.errors import AuthError
-from callhome.net.dial import CallHomeConnection, DeviceTransports, address_of
+from callhome.net.dial import DIAL_ERRORS, CallHomeConnection, DeviceTransports, address_of
+from callhome.net.failures import dial_failure
 from callhome.proto.reconnect import ReconnectPlan
 from callhome.proto.schedule import Periodic, next_dial
 
@@ -173,7 +170,7 @@ class Dialer:
         self._last_dial = self._clock.monotonic()
         try:
             return await asyncio.wait_for(self._transports.dial(endpoint), self._max_wait)
-        except (OSError, asyncssh.Error, TimeoutError, AuthError) as exc:
+        except DIAL_ERRORS as exc:
             why = dial_failure(
                 exc,
                 where=f"{host}:{port}",

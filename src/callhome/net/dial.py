@@ -24,7 +24,7 @@ from callhome.config import (
     Endpoint,
     parse_hostport,
 )
-from callhome.errors import ConfigError
+from callhome.errors import AuthError, ConfigError
 from callhome.net.channels import DeviceServices
 from callhome.net.keys import parse_public_key
 from callhome.net.netconf import NetconfHandler
@@ -35,6 +35,7 @@ from callhome.net.snmp_tls import SnmpTlsService, dial_snmp_tls
 from callhome.net.turn import DeviceTurnSettings, dial_turn
 
 __all__ = [
+    "DIAL_ERRORS",
     "AcceptedManagers",
     "CallHomeConnection",
     "DeviceTransports",
@@ -44,6 +45,9 @@ __all__ = [
     "load_manager_keys",
     "model_transport",
 ]
+
+DIAL_ERRORS = (OSError, asyncssh.Error, TimeoutError, AuthError)
+"""What a failed dial raises, whatever the orientation (``failures.dial_failure`` says why)."""
 
 _PORTS = {
     "reverse-ssh": DEFAULT_SSH_PORT,
