@@ -97,6 +97,15 @@ class DeviceWorker:
         return not self.idle or self.wakeup.is_set()
 
     async def run(self) -> None:
+        """Claim and run this device's jobs until its session closes.
+
+        Jobs run in queue order, one write at a time; reads (``read_only``) may overlap,
+        up to ``MAX_READS_IN_FLIGHT``, and while any is in flight only reads are claimed,
+        so that no write overtakes a read submitted before it. With nothing to claim the
+        worker waits: for a read in flight to end or a wake-up (a job submitted) when reads
+        are running, else until the session closes, a wake-up, or the earliest
+        ``not_before`` of its queue. Cancelled (the dispatcher stopping, the device gone),
+        it cancels its reads, and each job follows the crash rules of ``_run_job``."""
         store = self.dispatcher.store
         name = self.session.name
         reads: set[asyncio.Task[None]] = set()
