@@ -18,13 +18,12 @@ connections that carry no NETCONF (SNMP over TLS) are never watched.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from callhome.clock import SYSTEM, Clock
 from callhome.net.session import DeviceSession
 from callhome.storage import Device, ScheduleKind
 
@@ -102,7 +101,7 @@ class PeriodicSessions:
         record: Record,
         spawn: Spawn,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM,
         tick: float | None = None,
     ) -> None:
         self.linger = linger
@@ -132,16 +131,16 @@ class PeriodicSessions:
 
     async def _run(self, session: DeviceSession) -> None:
         assert self.linger is not None
-        linger = Linger(self.linger, self._replay_cap, self._clock())
+        linger = Linger(self.linger, self._replay_cap, self._clock.monotonic())
         try:
             while not session.closed.is_set() and not session.netconf.closed:
                 if not is_periodic(self._current(session.fingerprint)):
                     log.info("device %s: no longer periodic; its session is kept", session.name)
                     return
-                if linger.observe(self._clock(), self._probe(session)):
+                if linger.observe(self._clock.monotonic(), self._probe(session)):
                     await self._end(session)
                     return
-                await asyncio.sleep(self._tick)
+                await self._clock.sleep(self._tick)
         finally:
             if self._watched.get(session.fingerprint) is session:
                 del self._watched[session.fingerprint]

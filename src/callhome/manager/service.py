@@ -107,7 +107,7 @@ class Manager:
             self.registry.find,
             self._session_event,
             self._spawn,
-            clock=clock.monotonic,
+            clock=clock,
         )
 
     # -- life cycle ------------------------------------------------------------------------

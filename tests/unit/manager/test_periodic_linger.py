@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from callhome.clock import FakeClock
 from callhome.manager.periodic import EVENT_KIND, REASON, Activity, Linger, PeriodicSessions
 from callhome.storage import Device, DeviceStatus, Schedule, ScheduleKind
 
@@ -70,7 +71,7 @@ def test_a_replay_completed_starts_the_linger() -> None:
     assert linger.observe(T0 + 1.5, IDLE)
 
 
-# -- the watcher, with short real waits ------------------------------------------------------
+# -- the watcher, on a clock that moves when told -------------------------------------------
 
 
 @dataclass
@@ -121,6 +122,7 @@ class _Rig:
         self.activity = IDLE
         self.events: list[tuple[str, Mapping[str, Any]]] = []
         self.tasks: list[asyncio.Task[Any]] = []
+        self.clock = FakeClock()
         self.sessions = PeriodicSessions(
             linger,
             0.2,
@@ -128,6 +130,7 @@ class _Rig:
             lambda _fp: self.device,
             self._record,
             self._spawn,
+            clock=self.clock,
             tick=0.01,
         )
 
@@ -138,10 +141,16 @@ class _Rig:
         self.tasks.append(asyncio.get_running_loop().create_task(coro))
 
     async def settle(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+        await self.clock.advance(seconds)
 
     async def finish(self) -> None:
-        await asyncio.wait_for(asyncio.gather(*self.tasks), 5.0)
+        """Move time on, a tick at a time, until every watch has ended (at most a minute)."""
+        for _ in range(6000):
+            if all(task.done() for task in self.tasks):
+                break
+            await self.clock.advance(0.01)
+        assert all(task.done() for task in self.tasks), "a watch never ended"
+        await asyncio.gather(*self.tasks)
 
 
 async def test_a_periodic_session_is_ended_gracefully_once_idle() -> None:
