@@ -28,10 +28,8 @@ than any dropped: the device calls home again and the replay brings them back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime
@@ -39,6 +37,7 @@ from typing import Any, Final
 
 from lxml import etree
 
+from callhome.clock import SYSTEM, Clock
 from callhome.config import ManagerNotificationsSection
 from callhome.errors import RpcError, SessionClosed
 from callhome.net.session import DeviceSession
@@ -105,7 +104,7 @@ class NetconfNotifications:
         record: Record,
         spawn: Spawn,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -166,8 +165,7 @@ class NetconfNotifications:
             if previous is not None:
                 # the device's previous session may still be recording: its last
                 # notification decides this session's startTime
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(previous.wait(), PREVIOUS_WAIT)
+                await self._clock.wait([previous], PREVIOUS_WAIT)
             seen, start = await self._stored(session.name)
             if not await self._subscribe(session, start):
                 settled.set()  # no replay asked: no replayComplete comes
@@ -199,7 +197,7 @@ class NetconfNotifications:
         if events:
             return seen, str(events[-1].detail.get("eventTime"))
         lookback = self._settings.lookback
-        return seen, None if lookback is None else _rfc3339(self._clock() - lookback)
+        return seen, None if lookback is None else _rfc3339(self._clock.time() - lookback)
 
     async def _subscribe(self, session: DeviceSession, start: str | None) -> bool:
         """Subscribe; whether a replay was asked for (then ``replayComplete`` follows)."""
