@@ -280,7 +280,10 @@ class TerminalService:
                 continue
             kind = message.get("type")
             if kind == "resize":
-                cols, rows = int(message.get("cols", 0)), int(message.get("rows", 0))
+                try:
+                    cols, rows = int(message.get("cols", 0)), int(message.get("rows", 0))
+                except (TypeError, ValueError):  # not a size: ignored, as one out of range
+                    continue
                 if 0 < cols < 10000 and 0 < rows < 10000:
                     channel.resize(cols, rows)
                     if bridge.recording is not None:

@@ -333,6 +333,26 @@ async def test_resize_signal_and_eof_from_the_operator(env: Env) -> None:
     await ended(task)
 
 
+async def test_a_malformed_resize_is_ignored_like_one_out_of_range(env: Env) -> None:
+    """A size that is not a number does not end the bridge (nor is it taken for the
+    operator going away)."""
+    bridge = await env.service.open_terminal("dev1", ACTOR, "xterm", 80, 24)
+    channel, link = channel_of(bridge), FakeLink()
+    task = await env.run(bridge, link)
+    link.type(
+        {"type": "resize", "cols": "wide", "rows": 40},
+        {"type": "resize", "cols": None, "rows": 40},
+        {"type": "resize", "cols": [1], "rows": 40},
+        {"type": "resize", "cols": 100, "rows": 40},
+        b"after",
+    )
+    await until(lambda: channel.written == [b"after"] or task.done(), "the sentinel")
+    assert not task.done() and not channel.closed
+    assert channel.sizes == [(100, 40)]
+    channel.feed(End(status=0))
+    assert await ended(task) == End(status=0)
+
+
 # -- how a bridge ends ----------------------------------------------------------------------
 
 
