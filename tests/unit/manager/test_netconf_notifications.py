@@ -16,7 +16,7 @@ from manager_fakes import DEV_FP, device_session, turns, until, until_stored
 
 from callhome.clock import SYSTEM, Clock, FakeClock
 from callhome.config import ManagerConfig, ManagerNotificationsSection
-from callhome.errors import ErrorTag, RpcError
+from callhome.errors import ErrorTag, RpcError, StoreError
 from callhome.manager import notifications as notifications_module
 from callhome.manager.notifications import (
     EVENT_KIND,
@@ -101,11 +101,15 @@ class Harness:
         self.gate.set()
         self.held = 0
         """Records waiting at the gate now."""
+        self.failures: list[Exception] = []
+        """What the next records fail with (a store in trouble)."""
         self.subscriber = NetconfNotifications(
             store, settings or ManagerNotificationsSection(), self.record, self.spawn, clock=clock
         )
 
     async def record(self, kind: str, session: DeviceSession, detail: Mapping[str, Any]) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
         self.held += 1
         try:
             await self.gate.wait()
@@ -472,6 +476,34 @@ async def test_too_many_waiting_close_the_session_and_none_is_dropped_before(
     await harness.ended()
     assert session.close_reason == session.cause
     assert [d["eventTime"] for d in await harness.stored()] == [T.format(n) for n in range(6)]
+
+
+async def test_a_notification_that_cannot_be_stored_closes_the_session(store: Store) -> None:
+    """Recording does not stop quietly for the rest of the session: the session is closed,
+    and the device's next one replays from the last notification stored."""
+    harness = Harness(store)
+    netconf = FakeNetconf()
+    session, transport = device_session(netconf)
+    harness.subscriber.session_ready(session)
+    await harness.subscribed(netconf)
+    netconf.send(T.format(1), alarm(1))
+    await harness.wait_stored(1)
+    harness.failures.append(StoreError("database is locked"))
+    netconf.send(T.format(2), alarm(2))
+    netconf.send(T.format(3), alarm(3))
+    await until(session.closed.is_set, "the session to be closed")
+    assert transport.closes == 1
+    assert session.close_reason == (
+        "a notification could not be stored (database is locked); replayed next time"
+    )
+    await harness.ended()  # and its task ends without an error
+    assert [d["eventTime"] for d in await harness.stored()] == [T.format(1)]
+    again = Harness(store)
+    session, netconf = again.connect()
+    await again.subscribed(netconf)
+    assert netconf.start_times == [T.format(1)]
+    close(session)
+    await again.ended()
 
 
 # -- in the Manager -------------------------------------------------------------------------
