@@ -213,9 +213,17 @@ class TerminalService:
         return recording
 
     async def _audit_open(self, bridge: Bridge) -> None:
-        await self.manager.store.record_audit(
-            bridge.actor, f"open {bridge.kind}", bridge.device, bridge.started, bridge.detail
-        )
+        """Audit the opening; one that cannot be audited is closed again (and refused)."""
+        try:
+            await self.manager.store.record_audit(
+                bridge.actor, f"open {bridge.kind}", bridge.device, bridge.started, bridge.detail
+            )
+        except BaseException:
+            bridge.channel.close()
+            bridge.release()
+            if bridge.recording is not None:
+                bridge.recording.close()
+            raise
 
     async def run(self, bridge: Bridge, link: OperatorLink) -> End:
         """Join the operator and the device until either ends; audit how it went."""

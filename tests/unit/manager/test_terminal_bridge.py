@@ -23,6 +23,7 @@ from callhome.errors import (
     ConfigError,
     DeviceOffline,
     ServiceRefused,
+    StoreError,
     UnknownDevice,
 )
 from callhome.manager.service import Manager
@@ -576,6 +577,28 @@ async def test_a_refusal_reaches_the_operator_even_if_it_cannot_be_audited(
     env.opener.refusal = ServiceRefused("no shells here")
     with pytest.raises(ServiceRefused):
         await env.service.open_terminal("dev1", ACTOR, "xterm", 80, 24)
+
+
+@pytest.mark.parametrize("kind", ["terminal", "exec", "forward"])
+async def test_what_cannot_be_audited_is_not_opened_nor_left_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    env = await Env(tmp_path, record="{device}-{id}.cast").start()
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise StoreError("the database is gone")
+
+    monkeypatch.setattr(env.manager.store, "record_audit", broken)
+    opening = {
+        "terminal": terminal,
+        "exec": exec_("id"),
+        "forward": forward(22),
+    }[kind]
+    with pytest.raises(StoreError):
+        await opening(env.service, "dev1")
+    (channel,) = env.opener.channels
+    assert channel.closed
+    assert env.session.operator_channels == 0
 
 
 # -- asciicast recording --------------------------------------------------------------------
