@@ -22,16 +22,15 @@ Notifications are recorded in arrival order by one task per session; a device's 
 first waits (up to ``PREVIOUS_WAIT``) for its previous session's task to finish, so that its
 startTime is the true last one. If more than
 ``MAX_QUEUED`` wait (the store is slower than the device), the connection is closed rather
-than any dropped: the device calls home again and the replay brings them back.
+than any dropped: the device calls home again and the replay brings them back. So it is
+when one cannot be recorded (the store fails), rather than none being recorded after it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from typing import Any, Final
 
 from lxml import etree
 
+from callhome.clock import SYSTEM, Clock
 from callhome.config import ManagerNotificationsSection
 from callhome.errors import RpcError, SessionClosed
 from callhome.net.session import DeviceSession
@@ -105,7 +105,7 @@ class NetconfNotifications:
         record: Record,
         spawn: Spawn,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -166,12 +166,11 @@ class NetconfNotifications:
             if previous is not None:
                 # the device's previous session may still be recording: its last
                 # notification decides this session's startTime
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(previous.wait(), PREVIOUS_WAIT)
+                await self._clock.wait([previous], PREVIOUS_WAIT)
             seen, start = await self._stored(session.name)
             if not await self._subscribe(session, start):
                 settled.set()  # no replay asked: no replayComplete comes
-            recorder = asyncio.create_task(self._record_all(session, queue, seen))
+            recorder = asyncio.create_task(self._record_or_close(session, queue, seen))
             try:
                 await session.wait_closed()
                 queue.put_nowait(None)  # what came before the end is still recorded
@@ -199,7 +198,7 @@ class NetconfNotifications:
         if events:
             return seen, str(events[-1].detail.get("eventTime"))
         lookback = self._settings.lookback
-        return seen, None if lookback is None else _rfc3339(self._clock() - lookback)
+        return seen, None if lookback is None else _rfc3339(self._clock.time() - lookback)
 
     async def _subscribe(self, session: DeviceSession, start: str | None) -> bool:
         """Subscribe; whether a replay was asked for (then ``replayComplete`` follows)."""
@@ -219,6 +218,25 @@ class NetconfNotifications:
             start = None
         log.info("device %s: subscribed to notifications from %s", session.name, start or "now")
         return start is not None
+
+    async def _record_or_close(
+        self,
+        session: DeviceSession,
+        queue: asyncio.Queue[Notification | None],
+        seen: deque[tuple[str, str]],
+    ) -> None:
+        """Record all; if one cannot be, close the session rather than record no more: the
+        device's next session replays from the last one stored."""
+        try:
+            await self._record_all(session, queue, seen)
+        except Exception as exc:
+            log.warning(
+                "device %s: a notification could not be stored (%s); closing the session so "
+                "that it is replayed later",
+                session.name,
+                exc,
+            )
+            session.close_for(f"a notification could not be stored ({exc}); replayed next time")
 
     async def _record_all(
         self,

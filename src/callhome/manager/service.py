@@ -86,7 +86,7 @@ class Manager:
         self.modules = ModuleCatalog()
         """What each connected device implements (``callhome.manager.modules``)."""
         self.netconf_notifications = NetconfNotifications(
-            store, config.notifications, self._session_event, self._spawn
+            store, config.notifications, self._session_event, self._spawn, clock=clock
         )
         self.snmp_receiver = NotificationReceiver(self._session_event, self._spawn)
         """SNMP notifications from devices (``callhome.manager.snmp_events``)."""

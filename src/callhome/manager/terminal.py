@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from callhome.clock import Clock
 from callhome.errors import CallHomeError, ConfigError
 from callhome.manager.service import Manager
 from callhome.net.channels import DeviceChannel, End, Eof, Output
@@ -54,22 +55,23 @@ class OperatorLink(Protocol):
 class _Recording:
     """An asciicast v2 file: a header line, then [time, code, data] lines."""
 
-    def __init__(self, path: Path, cols: int, rows: int, term: str) -> None:
+    def __init__(self, path: Path, cols: int, rows: int, term: str, clock: Clock) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._file: IO[str] = path.open("w", encoding="utf-8")
-        self._start = time.monotonic()
+        self._clock = clock
+        self._start = clock.monotonic()
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         header = {
             "version": 2,
             "width": cols,
             "height": rows,
-            "timestamp": int(time.time()),
+            "timestamp": int(clock.time()),
             "env": {"TERM": term},
         }
         self._file.write(json.dumps(header) + "\n")
 
     def _event(self, code: str, data: str) -> None:
-        when = round(time.monotonic() - self._start, 6)
+        when = round(self._clock.monotonic() - self._start, 6)
         self._file.write(json.dumps([when, code, data]) + "\n")
 
     def output(self, data: bytes) -> None:
@@ -116,6 +118,7 @@ class TerminalService:
 
     def __init__(self, manager: Manager) -> None:
         self.manager = manager
+        self._clock = manager.clock
         self._serial = 0
 
     @property
@@ -127,7 +130,7 @@ class TerminalService:
         async with self._refusals("terminal", name, actor, detail):
             session = await self.manager.session_for(name)
             channel = await session.open_terminal(term, (cols, rows), limit=self._limit)
-        bridge = Bridge("terminal", session.name, actor, channel, detail, session=session).held()
+        bridge = self._bridge("terminal", session, actor, channel, detail)
         bridge.recording = self._record(bridge, cols, rows, term)
         await self._audit_open(bridge)
         return bridge
@@ -139,7 +142,7 @@ class TerminalService:
                 raise ConfigError("exec needs a command")
             session = await self.manager.session_for(name)
             channel = await session.open_exec(command, limit=self._limit)
-        bridge = Bridge("exec", session.name, actor, channel, detail, session=session).held()
+        bridge = self._bridge("exec", session, actor, channel, detail)
         await self._audit_open(bridge)
         return bridge
 
@@ -150,9 +153,20 @@ class TerminalService:
                 raise ConfigError(f"port out of range: {port}")
             session = await self.manager.session_for(name)
             channel = await session.open_forward(port, host, limit=self._limit)
-        bridge = Bridge("forward", session.name, actor, channel, detail, session=session).held()
+        bridge = self._bridge("forward", session, actor, channel, detail)
         await self._audit_open(bridge)
         return bridge
+
+    def _bridge(
+        self,
+        kind: str,
+        session: DeviceSession,
+        actor: str,
+        channel: DeviceChannel,
+        detail: dict[str, Any],
+    ) -> Bridge:
+        started = self._clock.time()
+        return Bridge(kind, session.name, actor, channel, detail, started, session=session).held()
 
     @contextlib.asynccontextmanager
     async def _refusals(
@@ -173,7 +187,7 @@ class TerminalService:
         entry = {**detail, "reason": str(exc) or type(exc).__name__, "error": type(exc).__name__}
         try:
             await self.manager.store.record_audit(
-                actor, f"refused {kind}", device, time.time(), entry
+                actor, f"refused {kind}", device, self._clock.time(), entry
             )
         except Exception:  # the refusal goes on to the operator whatever happens here
             log.exception("cannot audit a refused %s of %s", kind, device)
@@ -191,7 +205,7 @@ class TerminalService:
         }
         try:
             path = self.manager.config.path(Path(template.format(**fields)))
-            recording = _Recording(path, cols, rows, term)
+            recording = _Recording(path, cols, rows, term, self._clock)
         except (OSError, KeyError, ValueError) as exc:
             log.warning("cannot record the terminal of %s: %s", bridge.device, exc)
             return None
@@ -199,9 +213,17 @@ class TerminalService:
         return recording
 
     async def _audit_open(self, bridge: Bridge) -> None:
-        await self.manager.store.record_audit(
-            bridge.actor, f"open {bridge.kind}", bridge.device, bridge.started, bridge.detail
-        )
+        """Audit the opening; one that cannot be audited is closed again (and refused)."""
+        try:
+            await self.manager.store.record_audit(
+                bridge.actor, f"open {bridge.kind}", bridge.device, bridge.started, bridge.detail
+            )
+        except BaseException:
+            bridge.channel.close()
+            bridge.release()
+            if bridge.recording is not None:
+                bridge.recording.close()
+            raise
 
     async def run(self, bridge: Bridge, link: OperatorLink) -> End:
         """Join the operator and the device until either ends; audit how it went."""
@@ -266,7 +288,10 @@ class TerminalService:
                 continue
             kind = message.get("type")
             if kind == "resize":
-                cols, rows = int(message.get("cols", 0)), int(message.get("rows", 0))
+                try:
+                    cols, rows = int(message.get("cols", 0)), int(message.get("rows", 0))
+                except (TypeError, ValueError):  # not a size: ignored, as one out of range
+                    continue
                 if 0 < cols < 10000 and 0 < rows < 10000:
                     channel.resize(cols, rows)
                     if bridge.recording is not None:
@@ -277,7 +302,7 @@ class TerminalService:
                 channel.write_eof()
 
     async def _audit_end(self, bridge: Bridge, end: End) -> None:
-        now = time.time()
+        now = self._clock.time()
         detail = {
             **bridge.detail,
             "started": bridge.started,
