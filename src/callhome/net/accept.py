@@ -15,6 +15,7 @@ there the steps are the same everywhere:
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,7 @@ __all__ = [
     "NoHello",
     "StreamClient",
     "exchange_hellos",
+    "no_hello",
 ]
 
 
@@ -79,6 +81,11 @@ class StreamClient(Protocol):
     @property
     def close_reason(self) -> str | None: ...
 
+    @property
+    def broke_protocol(self) -> bool:
+        """Whether what the device sent broke the protocol (it owes a penalty then)."""
+        ...
+
 
 class NoHello(Exception):
     """The device's NETCONF hello never came; the message says what ended the session."""
@@ -97,7 +104,7 @@ async def exchange_hellos(
     attach: Callable[[NetconfClient], None],
     limits: ListenerLimits,
     *,
-    budget: NotificationBudget | None = None,
+    budget: NotificationBudget | None,
     made: Callable[[NetconfClient], None] | None = None,
     write_errors: tuple[type[BaseException], ...] = (OSError,),
 ) -> NetconfClient:
@@ -127,7 +134,7 @@ async def exchange_hellos(
     return netconf
 
 
-class ManagerListener:
+class ManagerListener(abc.ABC):
     """The common part of a manager listener: its admission, limits, flood guard, the
     devices' notification budgets and the tasks it spawns (cancelled by
     :meth:`cancel_tasks` when it closes)."""
@@ -140,13 +147,13 @@ class ManagerListener:
         """Each device's notification budget, kept across its sessions."""
         self._tasks: set[asyncio.Task[Any]] = set()
 
+    @abc.abstractmethod
     async def listen(self, host: str, port: int) -> int:
         """Start accepting on host:port; returns the port bound (useful with port 0)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def close(self) -> None:
         """Stop accepting, and cancel what this listener spawned."""
-        raise NotImplementedError
 
     def spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)
@@ -154,7 +161,11 @@ class ManagerListener:
         task.add_done_callback(self._tasks.discard)
 
     async def ready(self, session: DeviceSession) -> None:
-        """Hand a new session up to the manager."""
+        """Hand a new session up to the manager, unless its connection was lost while it
+        was being made (the loss has been reported: the session is only marked closed)."""
+        if session.carries_netconf and session.netconf.closed:
+            session.mark_closed(session.netconf.close_reason or "connection lost")
+            return
         await self.admission.session_ready(session)
 
     def end_session(self, session: DeviceSession, client: StreamClient, reason: str) -> None:
@@ -163,7 +174,7 @@ class ManagerListener:
         broke the protocol owes a penalty, and the admission hears of it."""
         client.feed_eof(reason)
         session.mark_closed(client.close_reason or reason)
-        if session.netconf.broke_protocol:
+        if client.broke_protocol:
             self.guard.broke_protocol(session.fingerprint)
         self.spawn(self.admission.session_closed(session))
 

@@ -17,9 +17,6 @@ import asyncssh
 
 from callhome.config import (
     DEFAULT_SNMP_TLS_PORT,
-    DEFAULT_SSH_PORT,
-    DEFAULT_TLS_PORT,
-    DEFAULT_TURN_PORT,
     AgentConfig,
     Endpoint,
     parse_hostport,
@@ -30,6 +27,7 @@ from callhome.net.keys import parse_public_key
 from callhome.net.netconf import NetconfHandler
 from callhome.net.reverse_ssh import DeviceSshSettings, dial_reverse_ssh
 from callhome.net.reverse_tls import DeviceTlsSettings, dial_reverse_tls
+from callhome.net.session import Orientation
 from callhome.net.snmp import SnmpHandler
 from callhome.net.snmp_tls import SnmpTlsService, dial_snmp_tls
 from callhome.net.turn import DeviceTurnSettings, dial_turn
@@ -49,13 +47,6 @@ __all__ = [
 DIAL_ERRORS = (OSError, asyncssh.Error, TimeoutError, AuthError)
 """What a failed dial raises, whatever the orientation (``failures.dial_failure`` says why)."""
 
-_PORTS = {
-    "reverse-ssh": DEFAULT_SSH_PORT,
-    "reverse-tls": DEFAULT_TLS_PORT,
-    "turn": DEFAULT_TURN_PORT,
-}
-_MODEL_TRANSPORT = {"reverse-ssh": "ssh", "reverse-tls": "tls"}
-
 
 class CallHomeConnection(Protocol):
     """One live call-home connection, whatever its orientation."""
@@ -69,7 +60,7 @@ def default_port(endpoint: Endpoint) -> int:
     """The manager port an endpoint without one dials."""
     if endpoint.service == "snmp":
         return DEFAULT_SNMP_TLS_PORT
-    return _PORTS[endpoint.orientation]
+    return Orientation(endpoint.orientation).default_port
 
 
 def address_of(endpoint: Endpoint) -> tuple[str, int]:
@@ -78,10 +69,13 @@ def address_of(endpoint: Endpoint) -> tuple[str, int]:
 
 
 def model_transport(orientation: str) -> str | None:
-    """The transport (the choice's case in ietf-netconf-server's call-home endpoints) of a
-    NETCONF connection in ``orientation``: ``ssh``, ``tls``, or None for turn, which the
-    model has no place for."""
-    return _MODEL_TRANSPORT.get(orientation)
+    """The transport (the choice's case in ietf-netconf-server's call-home endpoints) a
+    device's own endpoint in ``orientation`` is written with: ``ssh``, ``tls``, or None for
+    turn, which the model has no place for (a device does not mirror its turn endpoints;
+    the manager, matching a turn session against a device's endpoints, takes it for ssh:
+    ``Orientation.model_transport``)."""
+    kind = Orientation(orientation)
+    return None if kind is Orientation.TURN else kind.model_transport
 
 
 def load_manager_keys(config: AgentConfig) -> list[asyncssh.SSHKey]:

@@ -41,8 +41,8 @@ reverse-ssh and turn settle once SSH authentication completes (their timer runs 
 session is ready), reverse-tls once the session is ready. :meth:`Handshake.end` is called
 when the connection is gone; a handshake that ends unsettled is a failure.
 
-The settings are read when a connection arrives, so a listener's settings may be changed
-while it runs. Time comes from ``clock`` (the event loop's by default).
+The settings are read when a connection arrives. Time comes from ``clock`` (the event
+loop's by default).
 """
 
 from __future__ import annotations

@@ -80,9 +80,23 @@ async def start_listeners(
 ) -> Listeners:
     """Start every listener ``config`` asks for; ``credentials`` are the keys the manager
     presents to devices over reverse-ssh ("" the default one)."""
+    listeners = Listeners()
+    try:
+        await _start(listeners, config, admission, credentials)
+    except BaseException:
+        await listeners.close()  # what did bind is let go: a failed start holds no port
+        raise
+    return listeners
+
+
+async def _start(
+    listeners: Listeners,
+    config: ManagerConfig,
+    admission: Admission,
+    credentials: Mapping[str, asyncssh.SSHKey],
+) -> None:
     section = config.manager
     limits = ListenerLimits.from_config(section)
-    listeners = Listeners()
     ssh = ManagerSshSettings(section.username, dict(credentials), section.algorithms, limits)
     await listeners.add(
         "reverse-ssh call home",
@@ -92,7 +106,7 @@ async def start_listeners(
     )
     tls, turn = section.tls, section.turn
     if tls.listen or tls.snmp_listen:
-        tls_settings = ManagerTlsSettings.from_config(config)
+        tls_settings = ManagerTlsSettings.from_config(config, limits)
         if tls.listen:
             await listeners.add(
                 "reverse-tls call home",
@@ -116,4 +130,3 @@ async def start_listeners(
             turn.listen,
             DEFAULT_TURN_PORT,
         )
-    return listeners

@@ -176,8 +176,11 @@ class ManagerTlsSettings:
     probe: bool = True
 
     @classmethod
-    def from_config(cls, config: ManagerConfig) -> ManagerTlsSettings:
-        """The settings ``[manager]`` and ``[manager.tls]`` describe."""
+    def from_config(
+        cls, config: ManagerConfig, limits: ListenerLimits | None = None
+    ) -> ManagerTlsSettings:
+        """The settings ``[manager.tls]`` describes, under ``limits`` (by default those of
+        ``[manager]``)."""
         section = config.manager
         tls = section.tls
         return cls.from_files(
@@ -187,7 +190,7 @@ class ManagerTlsSettings:
             crl=[config.path(p) for p in tls.crl],
             rules=tls.cert_to_name,
             allow_pinned=tls.allow_pinned,
-            limits=ListenerLimits.from_config(section),
+            limits=limits or ListenerLimits.from_config(section),
             minimum_version=tls.minimum_version,
             ciphers=tls.ciphers,
         )

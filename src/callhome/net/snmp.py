@@ -120,6 +120,8 @@ class SnmpClient:
         sent; for logs and the operator)."""
         self.closed = False
         self.close_reason = ""
+        self.broke_protocol = False
+        """Whether the channel ended because what the device sent broke the protocol."""
         self._closed_event = asyncio.Event()
         self._on_notification: Callable[[Message], None] | None = None
         self._held: list[Message] = []
@@ -136,8 +138,13 @@ class SnmpClient:
             for message in held:
                 handler(message)
         except RemoteProtocolError as exc:
-            self._fail(f"protocol error: {exc}")
-            self._close()
+            self._broke(exc)
+
+    def _broke(self, exc: RemoteProtocolError) -> None:
+        if not self.closed:
+            self.broke_protocol = True
+        self._fail(f"protocol error: {exc}")
+        self._close()
 
     def _notification(self, message: Message) -> None:
         if self._on_notification is not None:
@@ -172,8 +179,7 @@ class SnmpClient:
             while (message := self._stream.next_message()) is not None:
                 self._dispatch(message)
         except RemoteProtocolError as exc:
-            self._fail(f"protocol error: {exc}")
-            self._close()
+            self._broke(exc)
 
     def feed_eof(self, reason: str = "channel closed") -> None:
         self._fail(reason)

@@ -164,9 +164,10 @@ HELLO = (
 
 
 class _RawChannel(asyncssh.SSHServerSession[bytes]):
-    def __init__(self, payload: bytes, answer: bytes | None) -> None:
+    def __init__(self, payload: bytes, answer: bytes | None, hang_up: bool) -> None:
         self._payload = payload
         self._answer = answer
+        self._hang_up = hang_up
         self._chan: asyncssh.SSHServerChannel[bytes] | None = None
 
     def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
@@ -178,6 +179,8 @@ class _RawChannel(asyncssh.SSHServerSession[bytes]):
     def session_started(self) -> None:
         assert self._chan is not None
         self._chan.write(self._payload)
+        if self._hang_up:
+            self._chan.get_extra_info("connection").abort()
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
         if self._answer is not None and b"<rpc" in data and self._chan is not None:
@@ -185,9 +188,10 @@ class _RawChannel(asyncssh.SSHServerSession[bytes]):
 
 
 class _RawServer(asyncssh.SSHServer):
-    def __init__(self, payload: bytes, answer: bytes | None) -> None:
+    def __init__(self, payload: bytes, answer: bytes | None, hang_up: bool) -> None:
         self._payload = payload
         self._answer = answer
+        self._hang_up = hang_up
 
     def begin_auth(self, username: str) -> bool:
         return True
@@ -199,28 +203,28 @@ class _RawServer(asyncssh.SSHServer):
         return True
 
     def session_requested(self) -> asyncssh.SSHServerSession[bytes]:
-        return _RawChannel(self._payload, self._answer)
+        return _RawChannel(self._payload, self._answer, self._hang_up)
 
 
 async def raw_ssh_device(
     port: int,
-    manager_key: asyncssh.SSHKey,
     payload: bytes,
     allowed: set[str],
     host_key: asyncssh.SSHKey | None = None,
+    *,
     answer: bytes | None = None,
+    hang_up: bool = False,
 ) -> asyncssh.SSHServerConnection:
     """A device calling home over reverse-ssh whose netconf subsystem sends ``payload``
-    (whatever it is), then ``answer`` to what carries an ``<rpc``, if given; its key is
-    added to ``allowed``. Any manager key is accepted (``manager_key`` only names the
-    manager it is meant for)."""
+    (whatever it is), then ``answer`` to what carries an ``<rpc``, if given, or hangs up
+    at once (``hang_up``); its key is added to ``allowed``. Any manager key is accepted."""
     host_key = host_key or asyncssh.generate_private_key("ssh-ed25519")
     allowed.add(identity_of(host_key).fingerprint)
     return await asyncssh.connect_reverse(
         "127.0.0.1",
         port,
         server_host_keys=[host_key],
-        server_factory=lambda: _RawServer(payload, answer),
+        server_factory=lambda: _RawServer(payload, answer, hang_up),
         encoding=None,
         config=None,
     )

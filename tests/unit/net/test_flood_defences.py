@@ -15,6 +15,7 @@ from callhome.errors import SessionClosed
 from callhome.net.guard import BROKEN_PENALTY, GuardLimits, HandshakeGuard
 from callhome.net.netconf import NetconfClient, NetconfLimits, NotificationBudgets
 from callhome.net.reverse_ssh import ManagerSshSettings, ReverseSshListener
+from callhome.net.snmp import SnmpClient
 
 LOG = logging.getLogger("callhome.net.reverse_ssh")
 
@@ -103,7 +104,7 @@ async def test_sessions_that_break_the_protocol_shut_the_device_out_before_admis
     try:
         for _ in range(2):  # two broken sessions: 2 x BROKEN_PENALTY owed
             conn = await raw_ssh_device(
-                port, key, HELLO, recorder.allowed, device_key, answer=b"<notnetconf/>]]>]]>"
+                port, HELLO, recorder.allowed, device_key, answer=b"<notnetconf/>]]>]]>"
             )
             session = await asyncio.wait_for(recorder.ready.get(), 10)
             with pytest.raises(SessionClosed, match="protocol error"):
@@ -112,9 +113,7 @@ async def test_sessions_that_break_the_protocol_shut_the_device_out_before_admis
             await asyncio.wait_for(conn.wait_closed(), 10)
         assert len(recorder.asked) == 2
         with pytest.raises((asyncssh.Error, OSError)):
-            await asyncio.wait_for(
-                raw_ssh_device(port, key, HELLO, recorder.allowed, device_key), 10
-            )
+            await asyncio.wait_for(raw_ssh_device(port, HELLO, recorder.allowed, device_key), 10)
         assert len(recorder.asked) == 2  # refused by the guard, admission never asked
         assert listener.guard.dropped_total >= 1
     finally:
@@ -136,3 +135,12 @@ async def test_the_accept_gate_turns_a_socket_away_before_ssh_is_spoken() -> Non
         assert recorder.reports == []  # counted by the guard, not reported per socket
     finally:
         await listener.close()
+
+
+async def test_an_snmp_channel_that_breaks_the_protocol_counts_against_the_device() -> None:
+    broken = SnmpClient(lambda data: None, lambda: None)
+    broken.feed(b"\x04\x03abc")  # an OCTET STRING where a message must be a SEQUENCE
+    assert broken.closed and broken.broke_protocol
+    ended = SnmpClient(lambda data: None, lambda: None)
+    ended.feed_eof("connection lost")
+    assert ended.closed and not ended.broke_protocol

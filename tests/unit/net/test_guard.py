@@ -250,5 +250,6 @@ async def test_listener_drops_a_silent_handshake_to_make_room_without_an_event(
         stalled.close()
         await until(lambda: listener.guard.in_progress == 0)
         await until(lambda: len(admission.failures) == 1)  # the newcomer gave up: a failure
+        assert admission.ready.empty() and admission.asked == []
     finally:
         await listener.close()

@@ -83,7 +83,7 @@ class GarbageHandler(EchoHandler):
 )
 async def test_broken_device_is_dropped_and_others_are_served(ssh_manager, payload):
     _listener, recorder, port, key = ssh_manager
-    bad = await raw_ssh_device(port, key, payload, recorder.allowed)
+    bad = await raw_ssh_device(port, payload, recorder.allowed)
     good = device(key)
     recorder.allowed.add(identity_of(good.host_key).fingerprint)
     good_conn = await dial_reverse_ssh("127.0.0.1", port, good)
@@ -113,10 +113,8 @@ async def test_garbage_on_the_port_is_a_handshake_failure(ssh_manager):
 
 
 async def test_device_that_stalls_mid_reply_is_disconnected(ssh_manager):
-    _listener, recorder, port, key = ssh_manager
-    stalled = await raw_ssh_device(
-        port, key, HELLO + b"<rpc-reply message-id='1'><da", recorder.allowed
-    )
+    _listener, recorder, port, _key = ssh_manager
+    stalled = await raw_ssh_device(port, HELLO + b"<rpc-reply message-id='1'><da", recorder.allowed)
     session = await asyncio.wait_for(recorder.ready.get(), 10)
     with pytest.raises(TimeoutError):
         await session.netconf.get_config()
@@ -171,3 +169,18 @@ async def test_device_drops_a_manager_that_never_authenticates():
     else:
         raise AssertionError("a manager that never authenticates was accepted")
     server.close()
+
+
+async def test_a_device_that_hangs_up_after_its_hello_is_one_failure_and_no_session(
+    ssh_manager,
+):
+    """The hello comes, and the end of the connection right behind it: one failure is
+    reported, and no session on a dead connection is handed up."""
+    _listener, recorder, port, _key = ssh_manager
+    conn = await raw_ssh_device(port, HELLO, recorder.allowed, hang_up=True)
+    await asyncio.wait_for(conn.wait_closed(), 10)
+    reason = await recorder.failure()
+    assert "no NETCONF hello" in reason or "closed" in reason, reason
+    for _ in range(100):  # what would hand a session up runs in the next turns
+        await asyncio.sleep(0)
+    assert recorder.ready.empty() and len(recorder.reports) == 1, recorder.reports
