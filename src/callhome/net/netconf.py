@@ -245,6 +245,13 @@ class NetconfClient:
                 self.broke_protocol = True
             self._fail(f"protocol error: {exc}")
 
+    def broken(self, reason: str) -> None:
+        """End the session now: the device broke a rule of the transport below, that this
+        client cannot see (``reason`` says which)."""
+        if not self._closed.done():
+            self.broke_protocol = True
+        self._fail(f"protocol error: {reason}")
+
     def feed_eof(self, reason: str = "channel closed") -> None:
         """The channel ended (a message cut short by it is an error, but not one the device
         is penalized for: a network can do that)."""
@@ -470,17 +477,22 @@ class ClientFeed:
 
     A device may send its hello in the same read as the channel's opening, before the client
     is made: those bytes (up to ``limit`` reads) and an early end are kept and fed on
-    ``attach``.
+    ``attach``. A device that sends more before then is not read at all: its stream ends
+    with that reason (never with a gap in the middle of what it sent).
     """
 
     def __init__(self, limit: int = 64) -> None:
         self.client: NetconfClient | None = None
         self._early: list[bytes] = []
         self._early_end: str | None = None
+        self._flooded = False
         self._limit = limit
 
     def attach(self, client: NetconfClient) -> None:
         self.client = client
+        if self._flooded:
+            client.broken(f"more than {self._limit} reads before the session began")
+            return
         for data in self._early:
             client.feed(data)
         self._early.clear()
@@ -490,8 +502,13 @@ class ClientFeed:
     def data(self, data: bytes) -> None:
         if self.client is not None:
             self.client.feed(data)
+        elif self._flooded:
+            return
         elif len(self._early) < self._limit:
             self._early.append(data)
+        else:  # the session will not begin: what was kept is not worth reading
+            self._early.clear()
+            self._flooded = True
 
     def ended(self, reason: str) -> None:
         if self.client is not None:

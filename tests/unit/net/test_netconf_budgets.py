@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from callhome.errors import RemoteProtocolError, SessionClosed
-from callhome.net.netconf import NetconfClient, NetconfLimits, NotificationBudget
+from callhome.net.netconf import ClientFeed, NetconfClient, NetconfLimits, NotificationBudget
 from callhome.proto.netconf import ClientCore
 from callhome.proto.netconf.xmltools import root_name
 
@@ -136,3 +136,21 @@ async def test_the_end_of_the_stream_waits_for_the_message_being_parsed() -> Non
     got = await asyncio.wait_for(reply, 10)  # answered, then the session ends
     assert got.ok
     assert await asyncio.wait_for(client.wait_closed(), 10)
+
+
+async def test_early_bytes_are_kept_for_the_client_and_a_flood_of_them_ends_the_stream() -> None:
+    kept = ClientFeed(limit=3)
+    kept.data(HELLO[:10])
+    kept.data(HELLO[10:])
+    client = NetconfClient(lambda data: None, lambda: None)
+    client.send_hello()
+    kept.attach(client)
+    assert (await client.wait_hello(1)).session_id is not None
+    flooded = ClientFeed(limit=3)
+    for _ in range(5):
+        flooded.data(b"<x/>")
+    late = NetconfClient(lambda data: None, lambda: None)
+    late.send_hello()
+    flooded.attach(late)
+    assert late.closed and late.broke_protocol
+    assert "more than 3 reads" in (late.close_reason or "")
